@@ -1,0 +1,14 @@
+"""keelml: data-centric production ML, from a raw dataset to a monitored model.
+
+>>> import keelml
+>>> keelml.Workspace.__name__
+'Workspace'
+"""
+
+from keelml import data as _data  # noqa: F401  (registers ws.datasets)
+from keelml.core.errors import KeelError
+from keelml.core.refs import ArtifactRef, DatasetRef, ModelRef
+from keelml.core.workspace import Workspace
+
+__all__ = ["ArtifactRef", "DatasetRef", "KeelError", "ModelRef", "Workspace"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The spine: workspace, catalog, lineage, artifacts, refs, errors. Imports no other capability."""
