@@ -149,6 +149,12 @@ class Lineage:
             rows = conn.execute(select(t.pins).order_by(t.pins.c.node_id)).all()
         return [Pin(r.node_id, r.reason, r.created_at) for r in rows]
 
+    def referenced_artifacts(self) -> set[str]:
+        """Digests listed under ``attrs["artifacts"]`` of any node: what artifact clean-up keeps."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t.nodes.c.attrs)).scalars().all()
+        return {d for attrs in rows for d in (attrs or {}).get("artifacts", [])}
+
     def protected(self) -> set[str]:
         """Every pinned node and everything upstream of one: what clean-up must keep."""
         keep: set[str] = set()

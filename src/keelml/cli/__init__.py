@@ -1,0 +1,1 @@
+"""The `keel` command: a thin shell over the library (front end)."""

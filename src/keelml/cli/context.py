@@ -1,0 +1,69 @@
+"""What every command shares: the workspace option, output helpers, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+import keelml  # noqa: F401  (registers workspace accessors)
+from keelml.core.workspace import Workspace
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class State:
+    workspace: Path | None = None
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    state: State = ctx.ensure_object(State)
+    if state.workspace is not None:
+        return Workspace.open(state.workspace)
+    return Workspace.discover(Path.cwd())
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class RichProgress:
+    """Adapts the library's Progress seam to a rich bar on stderr (silent when not a terminal)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def stage(self, name: str, total: float | None = None) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 1, total=None)
+            self._progress.stop_task(self._task)
+        self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, amount: float = 1.0) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
+
+
+@contextmanager
+def progress_bar() -> Iterator[RichProgress]:
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        yield RichProgress(bar)

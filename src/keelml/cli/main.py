@@ -1,0 +1,67 @@
+"""Entry point: command groups, and the one place where errors become exit codes.
+
+Exit codes (docs/cli.md): 0 ok, 1 internal error, 2 usage, 3 not found, 4 invalid input,
+5 conflict, 6 configuration, 7 backend unavailable, 8 missing optional dependency, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+from keelml.cli import data_cmd, lineage_cmd, workspace_cmd
+from keelml.cli.context import State, err
+from keelml.core.errors import KeelError
+
+app = typer.Typer(
+    name="keel",
+    help="keelml: versioned data, lineage and the production ML loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmd.app, name="data")
+workspace_cmd.register(app)
+lineage_cmd.register(app)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Path | None = typer.Option(
+        None, "--workspace", "-w", help="Workspace directory (default: the nearest keel.toml upwards)."
+    ),
+) -> None:
+    ctx.obj = State(workspace=workspace)
+
+
+def report(error: KeelError) -> int:
+    err.print(f"[bold red]error:[/] {error.problem}", markup=True, highlight=False)
+    for label, value in (("expected", error.expected), ("received", error.received), ("fix", error.fix)):
+        if value:
+            err.print(f"  [bold]{label}:[/] {value}", markup=True, highlight=False)
+    return error.exit_code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a script, exits with) the documented exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="keel", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except KeelError as exc:
+        code = report(exc)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,1 @@
+"""End-to-end runs and the demo (front end)."""
