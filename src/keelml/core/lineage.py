@@ -113,7 +113,9 @@ class Lineage:
     def graph(self, node_id: str, direction: Direction) -> LineageGraph:
         """Breadth-first walk, one query per level."""
         self.node(node_id)
-        near, far = (t.edges.c.dst, t.edges.c.src) if direction == "upstream" else (t.edges.c.src, t.edges.c.dst)
+        near, far = (
+            (t.edges.c.dst, t.edges.c.src) if direction == "upstream" else (t.edges.c.src, t.edges.c.dst)
+        )
         seen = {node_id}
         frontier = {node_id}
         found: list[Edge] = []
@@ -130,7 +132,9 @@ class Lineage:
                 (Node(r.id, r.kind, r.name, r.version, dict(r.attrs)) for r in node_rows), key=lambda n: n.id
             )
         )
-        return LineageGraph(node_id, direction, nodes, tuple(sorted(set(found), key=lambda e: (e.src, e.dst))))
+        return LineageGraph(
+            node_id, direction, nodes, tuple(sorted(set(found), key=lambda e: (e.src, e.dst)))
+        )
 
     # -- pins -----------------------------------------------------------------------------------
 

@@ -74,7 +74,9 @@ class Workspace:
         try:
             config = WorkspaceConfig(name=name or path.name, backends=Backends(**overrides))
         except ValueError as exc:
-            raise ConfigError("invalid workspace settings", received=str(exc), fix="see docs/workspace.md") from exc
+            raise ConfigError(
+                "invalid workspace settings", received=str(exc), fix="see docs/workspace.md"
+            ) from exc
         path.mkdir(parents=True, exist_ok=True)
         (path / STATE_DIR).mkdir(exist_ok=True)
         ws = cls(path, config)

@@ -110,8 +110,12 @@ def _by_id(
     rows_a: pa.Table | None, rows_b: pa.Table | None, id_column: str, columns: list[str]
 ) -> tuple[tuple[int, int, int], tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]]:
     empty = pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    left = (rows_a if rows_a is not None else empty).append_column("__h", pa.array(_row_hashes(rows_a, id_column)))
-    right = (rows_b if rows_b is not None else empty).append_column("__h", pa.array(_row_hashes(rows_b, id_column)))
+    left = (rows_a if rows_a is not None else empty).append_column(
+        "__h", pa.array(_row_hashes(rows_a, id_column))
+    )
+    right = (rows_b if rows_b is not None else empty).append_column(
+        "__h", pa.array(_row_hashes(rows_b, id_column))
+    )
     left, right = left.select([id_column, "__h"]), right.select([id_column, "__h"])
     con = duckdb.connect()
     try:
@@ -120,7 +124,9 @@ def _by_id(
         q = f'"{id_column}"'
         added = con.sql(f"SELECT r.{q} FROM r ANTI JOIN l USING ({q}) ORDER BY 1").fetchall()
         removed = con.sql(f"SELECT l.{q} FROM l ANTI JOIN r USING ({q}) ORDER BY 1").fetchall()
-        changed = con.sql(f"SELECT l.{q} FROM l JOIN r USING ({q}) WHERE l.__h <> r.__h ORDER BY 1").fetchall()
+        changed = con.sql(
+            f"SELECT l.{q} FROM l JOIN r USING ({q}) WHERE l.__h <> r.__h ORDER BY 1"
+        ).fetchall()
     finally:
         con.close()
     counts = (len(added), len(removed), len(changed))
@@ -140,5 +146,3 @@ def _by_content(
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
-
-

@@ -84,7 +84,9 @@ class DigestState:
 
     def merge(self, other: DigestState) -> DigestState:
         mask = (1 << 64) - 1
-        return DigestState(self.rows + other.rows, (self.sum1 + other.sum1) & mask, (self.sum2 + other.sum2) & mask)
+        return DigestState(
+            self.rows + other.rows, (self.sum1 + other.sum1) & mask, (self.sum2 + other.sum2) & mask
+        )
 
     def hexdigest(self, fingerprint: dict[str, str]) -> str:
         """The digest string, given the :func:`schema_fingerprint` of the rows."""

@@ -151,7 +151,9 @@ class DatasetProfile:
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> DatasetProfile:
-        return DatasetProfile(int(d["rows"]), tuple(ColumnProfile.from_json(c) for c in d["columns"]), d["label"])
+        return DatasetProfile(
+            int(d["rows"]), tuple(ColumnProfile.from_json(c) for c in d["columns"]), d["label"]
+        )
 
 
 def profile_batch(
@@ -165,7 +167,9 @@ def profile_batch(
     return DatasetProfile(batch.num_rows, cols, label)
 
 
-def _profile_column(name: str, values: pa.Array | pa.ChunkedArray, hashes: np.ndarray, is_label: bool) -> ColumnProfile:
+def _profile_column(
+    name: str, values: pa.Array | pa.ChunkedArray, hashes: np.ndarray, is_label: bool
+) -> ColumnProfile:
     kind = kind_of(values.type)
     nulls = values.null_count
     valid = values.is_valid()
@@ -176,17 +180,31 @@ def _profile_column(name: str, values: pa.Array | pa.ChunkedArray, hashes: np.nd
         floats = np.asarray(pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         finite = floats[np.isfinite(floats)]
         moments = (
-            Moments.of(len(finite), float(finite.mean()), float(finite.var()), float(finite.min()), float(finite.max()))
+            Moments.of(
+                len(finite),
+                float(finite.mean()),
+                float(finite.var()),
+                float(finite.min()),
+                float(finite.max()),
+            )
             if len(finite)
             else Moments.empty()
         )
         top = _top(values) if is_label or pa.types.is_integer(values.type) else None
         return replace(base, moments=moments, quantiles=QuantileSummary.of(finite), top=top)
     if kind == "categorical":
-        lengths = np.asarray(pc.utf8_length(pc.cast(values, pa.string())).to_numpy(zero_copy_only=False), dtype=float)
+        lengths = np.asarray(
+            pc.utf8_length(pc.cast(values, pa.string())).to_numpy(zero_copy_only=False), dtype=float
+        )
         lengths = lengths[~np.isnan(lengths)]
         moments = (
-            Moments.of(len(lengths), float(lengths.mean()), float(lengths.var()), float(lengths.min()), float(lengths.max()))
+            Moments.of(
+                len(lengths),
+                float(lengths.mean()),
+                float(lengths.var()),
+                float(lengths.min()),
+                float(lengths.max()),
+            )
             if len(lengths)
             else Moments.empty()
         )
@@ -200,7 +218,9 @@ def _profile_column(name: str, values: pa.Array | pa.ChunkedArray, hashes: np.nd
 def _top(values: pa.Array | pa.ChunkedArray, k: int = 100) -> TopValues:
     counts = pc.value_counts(values.drop_null())
     if len(counts) > k:
-        counts = counts.take(pc.select_k_unstable(counts.field("counts"), k, sort_keys=[("counts", "descending")]))
+        counts = counts.take(
+            pc.select_k_unstable(counts.field("counts"), k, sort_keys=[("counts", "descending")])
+        )
         total = len(values) - values.null_count
     else:
         total = None

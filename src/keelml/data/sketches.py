@@ -54,7 +54,13 @@ class Moments:
         return Moments(n, mean, m2, min(self.minimum, other.minimum), max(self.maximum, other.maximum))
 
     def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": self.mean, "m2": self.m2, "min": self.minimum, "max": self.maximum}
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.minimum,
+            "max": self.maximum,
+        }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Moments:
@@ -217,4 +223,6 @@ class TopValues:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> TopValues:
-        return TopValues(tuple((str(v), int(c)) for v, c in data["counts"]), int(data["other"]), int(data["k"]))
+        return TopValues(
+            tuple((str(v), int(c)) for v, c in data["counts"]), int(data["other"]), int(data["k"])
+        )

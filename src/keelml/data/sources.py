@@ -183,7 +183,11 @@ def require_columns(table: pa.Table, roles: dict[str, str | None]) -> None:
     for role, column in roles.items():
         if column is not None and column not in table.column_names:
             close = difflib.get_close_matches(column, table.column_names, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"columns are: {', '.join(table.column_names[:30])}"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"columns are: {', '.join(table.column_names[:30])}"
+            )
             raise ColumnNotFoundError(
                 f"the {role} column {column!r} is not in the data",
                 expected=f"one of the input's columns as --{role}",

@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -23,7 +23,7 @@ from keelml.data.profile import DatasetProfile
 from keelml.data.sources import check_unique_ids, coerce_time, normalise, read_source, require_columns
 from keelml.data.writer import Scan, WriteRequest, commit_version, dataset_lock, new_table_uri
 
-Source = str | Path | pa.Table
+Source: TypeAlias = str | Path | pa.Table
 EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".ndjson": "json"}
 
 
@@ -109,7 +109,13 @@ class DatasetStore:
                 request = WriteRequest(name, table, "add", source_text, label, time, id)
                 uri = new_table_uri(self._ws.storage_root / "datasets", name)
                 return commit_version(
-                    self._catalog, request, dataset=None, previous=None, table_uri=uri, mode="error", progress=progress
+                    self._catalog,
+                    request,
+                    dataset=None,
+                    previous=None,
+                    table_uri=uri,
+                    mode="error",
+                    progress=progress,
                 )
             latest = self._catalog.get_version(name, None)
             if table_digest(table) == latest.digest:
@@ -140,7 +146,13 @@ class DatasetStore:
             if dataset.id_column is not None:
                 self._check_new_ids(dataset, latest, table)
             request = WriteRequest(
-                name, table, "append", source_text, dataset.label_column, dataset.time_column, dataset.id_column
+                name,
+                table,
+                "append",
+                source_text,
+                dataset.label_column,
+                dataset.time_column,
+                dataset.id_column,
             )
             return commit_version(
                 self._catalog,
@@ -168,11 +180,20 @@ class DatasetStore:
         version records its operation and an edge from the previous version and each parent.
         """
         dataset = self._catalog.get_dataset(name)
-        table = self._prepare(normalise(table), label=dataset.label_column, time=dataset.time_column, id=dataset.id_column)
+        table = self._prepare(
+            normalise(table), label=dataset.label_column, time=dataset.time_column, id=dataset.id_column
+        )
         with dataset_lock(self._ws.storage_root, name):
             latest = self._catalog.get_version(name, None)
             request = WriteRequest(
-                name, table, operation, source, dataset.label_column, dataset.time_column, dataset.id_column, parents
+                name,
+                table,
+                operation,
+                source,
+                dataset.label_column,
+                dataset.time_column,
+                dataset.id_column,
+                parents,
             )
             return commit_version(
                 self._catalog,
@@ -228,7 +249,7 @@ class DatasetStore:
                 )
                 if part
             ),
-            fix=f"make the file's columns match, or replace the data with `keel data add {dataset.name} FILE`",
+            fix=f"match the columns, or replace the rows with `keel data add {dataset.name} FILE`",
         )
 
     def _check_new_ids(self, dataset: DatasetRecord, latest: VersionRecord, table: pa.Table) -> None:

