@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -26,6 +26,9 @@ TABLE_CONFIG: dict[str, str | None] = {
 }
 
 
+FILE_ROWS = 1 << 21  # rows per Parquet file
+
+
 def write(
     uri: str,
     table: pa.Table,
@@ -34,21 +37,55 @@ def write(
     recorded_version: int | None,
     metadata: dict[str, str],
 ) -> int:
-    """Write and commit; returns the new Delta version."""
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    """Write Parquet files with pyarrow and commit them as one Delta transaction; the new version.
+
+    Files are written first and are invisible until the commit (an atomic log entry) names them,
+    so a crash leaves at most unreferenced files, which gc removes.
+    """
+    from deltalake import CommitProperties, DeltaTable, Schema
+    from deltalake.transaction import create_table_with_add_actions
 
     if recorded_version is not None:
         _restore_recorded(uri, recorded_version)
-    write_deltalake(
-        uri,
-        table,
-        mode=mode,
-        schema_mode="overwrite" if mode == "overwrite" else None,
-        configuration=TABLE_CONFIG if mode == "error" else None,
-        commit_properties=CommitProperties(custom_metadata=metadata),
-    )
+    actions = _write_files(uri, table)
+    schema = Schema.from_arrow(table.schema)
+    props = CommitProperties(custom_metadata=metadata)
+    if mode == "error":
+        create_table_with_add_actions(
+            uri, schema, actions, mode="error", configuration=TABLE_CONFIG, commit_properties=props
+        )
+    else:
+        DeltaTable(uri).create_write_transaction(actions, mode=mode, schema=schema, commit_properties=props)
     crash_point("after-delta-commit")
     return int(DeltaTable(uri).version())
+
+
+def _write_files(uri: str, table: pa.Table) -> list[Any]:
+    import json
+    import time
+    import uuid
+
+    import pyarrow.parquet as pq
+    from deltalake.transaction import AddAction
+
+    root = Path(uri)
+    root.mkdir(parents=True, exist_ok=True)
+    actions = []
+    for index, start in enumerate(range(0, max(table.num_rows, 1), FILE_ROWS)):
+        chunk = table.slice(start, FILE_ROWS)
+        name = f"part-{index:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        pq.write_table(chunk, root / name, compression="snappy")
+        crash_point("after-data-file")
+        stats = {
+            "numRecords": chunk.num_rows,
+            "nullCount": {
+                f.name: chunk.column(f.name).null_count for f in chunk.schema if not pa.types.is_nested(f.type)
+            },
+        }
+        actions.append(
+            AddAction(name, (root / name).stat().st_size, {}, int(time.time() * 1000), True, json.dumps(stats))
+        )
+    return actions
 
 
 def _restore_recorded(uri: str, recorded_version: int) -> None:
@@ -76,7 +113,10 @@ def read(uri: str, version: int, columns: list[str] | None = None) -> pa.Table:
     schema = pa.schema(dt.schema().to_arrow())
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
-    parts = [pq.read_table(path, columns=schema.names).cast(schema) for path in dt.file_uris()]
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    ordered = sorted(zip(actions["modification_time"].to_pylist(), actions["path"].to_pylist(), strict=True))
+    root = Path(uri)  # oldest files first, so appended rows come after the rows they follow
+    parts = [pq.read_table(root / path, columns=schema.names).cast(schema) for _, path in ordered]
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 

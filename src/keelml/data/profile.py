@@ -18,7 +18,9 @@ from keelml.data.sketches import HyperLogLog, Moments, QuantileSummary, TopValue
 Kind = Literal["numeric", "categorical", "text", "boolean", "temporal", "other"]
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 _TEXT_MEAN_LENGTH = 40
-_MAX_VALUE_CHARS = 120  # strings longer than this on average are treated as free text
+_MAX_VALUE_CHARS = 120
+_TOP_MIN_DISTINCT = 1000  # top values are kept for columns with at most this many distinct values...
+_TOP_MAX_SHARE = 0.05  # ...or at most this share of the rows  # strings longer than this on average are treated as free text
 
 
 def kind_of(dtype: pa.DataType) -> Kind:
@@ -57,6 +59,9 @@ class ColumnProfile:
         def both(a: Any, b: Any) -> Any:
             return a.merge(b) if a is not None and b is not None else (a if a is not None else b)
 
+        # Top values are tracked only where every part tracked them (low cardinality everywhere).
+        top = self.top.merge(other.top) if self.top is not None and other.top is not None else None
+
         merged = replace(
             self,
             rows=self.rows + other.rows,
@@ -64,7 +69,7 @@ class ColumnProfile:
             distinct=self.distinct.merge(other.distinct),
             moments=both(self.moments, other.moments),
             quantiles=both(self.quantiles, other.quantiles),
-            top=both(self.top, other.top),
+            top=top,
         )
         if merged.kind == "categorical" and merged.moments and merged.moments.mean > _TEXT_MEAN_LENGTH:
             merged = replace(merged, kind="text")
@@ -175,6 +180,8 @@ def _profile_column(
     valid = values.is_valid()
     distinct = HyperLogLog.of(hashes[np.asarray(valid)] if nulls else hashes)
     base = ColumnProfile(name, str(values.type), kind, len(values), nulls, distinct)
+    # Counting values of a near-unique column (ids, free text) costs much and says nothing.
+    few = is_label or distinct.estimate() <= max(_TOP_MIN_DISTINCT, _TOP_MAX_SHARE * len(values))
     if kind == "numeric" or kind == "temporal":
         numbers = values if kind == "numeric" else pc.cast(values, pa.int64())
         floats = np.asarray(pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -190,7 +197,7 @@ def _profile_column(
             if len(finite)
             else Moments.empty()
         )
-        top = _top(values) if is_label or pa.types.is_integer(values.type) else None
+        top = _top(values) if few and (is_label or pa.types.is_integer(values.type)) else None
         return replace(base, moments=moments, quantiles=QuantileSummary.of(finite), top=top)
     if kind == "categorical":
         lengths = np.asarray(
@@ -209,7 +216,8 @@ def _profile_column(
             else Moments.empty()
         )
         text = bool(moments.count and moments.mean > _TEXT_MEAN_LENGTH)
-        return replace(base, kind="text" if text else "categorical", moments=moments, top=_top(values))
+        top = _top(values) if few else None
+        return replace(base, kind="text" if text else "categorical", moments=moments, top=top)
     if kind == "boolean":
         return replace(base, top=_top(values))
     return base
