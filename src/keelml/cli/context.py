@@ -45,8 +45,9 @@ class RichProgress:
         self._task: Any = None
 
     def stage(self, name: str, total: float | None = None) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 1, total=None)
+        if self._task is not None:  # close the previous stage as done
+            done = next(t for t in self._progress.tasks if t.id == self._task)
+            self._progress.update(self._task, total=done.total or 1, completed=done.total or 1)
             self._progress.stop_task(self._task)
         self._task = self._progress.add_task(name, total=total)
 
