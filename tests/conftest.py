@@ -117,7 +117,9 @@ def _make_table(
     x_mask = (ids % 4 == 0) if with_nulls else None
     label_arr = pa.array(label, pa.string())
     if with_nulls:
-        label_arr = pa.array([None if i % 5 == 0 else v for i, v in zip(ids, label, strict=True)], pa.string())
+        label_arr = pa.array(
+            [None if i % 5 == 0 else v for i, v in zip(ids, label, strict=True)], pa.string()
+        )
     return pa.table(
         {
             "id": pa.array(ids, pa.int64()),
@@ -132,3 +134,23 @@ def _make_table(
 def make_table() -> MakeTable:
     """``make_table(rows=10, start=0, seed=0, labels=(...), with_nulls=False)``: a deterministic table."""
     return _make_table
+
+
+def _explains(exc: BaseException, *needles: str) -> str:
+    """Assert ``exc`` is a KeelError whose message names the problem (each needle) and a fix."""
+    from keelml.core.errors import KeelError
+
+    assert isinstance(exc, KeelError), f"{type(exc).__name__} is not a KeelError: {exc}"
+    text = str(exc)
+    assert exc.problem.strip(), text
+    assert exc.fix and exc.fix.strip(), f"no fix in: {text}"
+    assert f"fix: {exc.fix}" in text
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in message:\n{text}"
+    return text
+
+
+@pytest.fixture
+def explains() -> Callable[..., str]:
+    """``explains(exc, *needles)``: the error names the problem (each needle in its text) and a fix."""
+    return _explains

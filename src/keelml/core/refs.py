@@ -16,7 +16,7 @@ def check_name(name: str, what: str = "dataset") -> str:
     >>> check_name("reviews")
     'reviews'
     """
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidReferenceError(
             f"{name!r} is not a valid {what} name",
             expected="a letter, then up to 127 letters, digits, '_', '.' or '-'",
@@ -83,7 +83,7 @@ def parse_spec(text: str) -> VersionSpec:
     check_name(name)
     if not sep or version in ("", "latest"):
         return VersionSpec(name, None)
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:
         raise InvalidReferenceError(
             f"cannot read the version in {text!r}",
             expected="NAME, NAME@latest or NAME@N with N a positive integer",

@@ -79,11 +79,15 @@ def _write_files(uri: str, table: pa.Table) -> list[Any]:
         stats = {
             "numRecords": chunk.num_rows,
             "nullCount": {
-                f.name: chunk.column(f.name).null_count for f in chunk.schema if not pa.types.is_nested(f.type)
+                f.name: chunk.column(f.name).null_count
+                for f in chunk.schema
+                if not pa.types.is_nested(f.type)
             },
         }
         actions.append(
-            AddAction(name, (root / name).stat().st_size, {}, int(time.time() * 1000), True, json.dumps(stats))
+            AddAction(
+                name, (root / name).stat().st_size, {}, int(time.time() * 1000), True, json.dumps(stats)
+            )
         )
     return actions
 

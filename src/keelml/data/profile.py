@@ -17,10 +17,10 @@ from keelml.data.sketches import HyperLogLog, Moments, QuantileSummary, TopValue
 
 Kind = Literal["numeric", "categorical", "text", "boolean", "temporal", "other"]
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
-_TEXT_MEAN_LENGTH = 40
-_MAX_VALUE_CHARS = 120
+_TEXT_MEAN_LENGTH = 40  # strings longer than this on average are treated as free text
+_MAX_VALUE_CHARS = 120  # top values are cut to this length so a profile stays small
 _TOP_MIN_DISTINCT = 1000  # top values are kept for columns with at most this many distinct values...
-_TOP_MAX_SHARE = 0.05  # ...or at most this share of the rows  # strings longer than this on average are treated as free text
+_TOP_MAX_SHARE = 0.05  # ...or at most this share of the rows
 
 
 def kind_of(dtype: pa.DataType) -> Kind:
@@ -71,8 +71,10 @@ class ColumnProfile:
             quantiles=both(self.quantiles, other.quantiles),
             top=top,
         )
-        if merged.kind == "categorical" and merged.moments and merged.moments.mean > _TEXT_MEAN_LENGTH:
-            merged = replace(merged, kind="text")
+        if merged.kind in ("categorical", "text") and merged.moments and merged.moments.count:
+            merged = replace(
+                merged, kind="text" if merged.moments.mean > _TEXT_MEAN_LENGTH else "categorical"
+            )
         return merged
 
     def summary(self) -> dict[str, Any]:
@@ -183,7 +185,12 @@ def _profile_column(
     # Counting values of a near-unique column (ids, free text) costs much and says nothing.
     few = is_label or distinct.estimate() <= max(_TOP_MIN_DISTINCT, _TOP_MAX_SHARE * len(values))
     if kind == "numeric" or kind == "temporal":
-        numbers = values if kind == "numeric" else pc.cast(values, pa.int64())
+        if kind == "numeric":
+            numbers = values
+        elif pa.types.is_date(values.type):  # days -> microseconds, like timestamps
+            numbers = pc.cast(pc.cast(values, pa.timestamp("us")), pa.int64())
+        else:
+            numbers = pc.cast(values, pa.int64())
         floats = np.asarray(pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         finite = floats[np.isfinite(floats)]
         moments = (

@@ -54,17 +54,30 @@ class Moments:
         return Moments(n, mean, m2, min(self.minimum, other.minimum), max(self.maximum, other.maximum))
 
     def to_json(self) -> dict[str, Any]:
+        # JSON (and PostgreSQL's json type) has no infinities: an empty range is written as nulls.
+        def finite(x: float) -> float | None:
+            return x if np.isfinite(x) else None
+
         return {
             "count": self.count,
-            "mean": self.mean,
-            "m2": self.m2,
-            "min": self.minimum,
-            "max": self.maximum,
+            "mean": finite(self.mean),
+            "m2": finite(self.m2),
+            "min": finite(self.minimum),
+            "max": finite(self.maximum),
         }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Moments:
-        return Moments(int(data["count"]), data["mean"], data["m2"], data["min"], data["max"])
+        def value(key: str, default: float) -> float:
+            return default if data[key] is None else float(data[key])
+
+        return Moments(
+            int(data["count"]),
+            value("mean", 0.0),
+            value("m2", 0.0),
+            value("min", float("inf")),
+            value("max", float("-inf")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +161,32 @@ def _floor_log2(w: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     return (bits >> np.uint64(52)).astype(np.int64) - 1023
 
 
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return float("inf")
+    y, z = 1.0, x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if z == previous:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x in (0.0, 1.0):
+        return 0.0
+    y, z = 1.0, 1.0 - x
+    while True:
+        x = float(np.sqrt(x))
+        previous = z
+        y *= 0.5
+        z -= (1.0 - x) ** 2 * y
+        if z == previous:
+            return z / 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class HyperLogLog:
     """Distinct-count sketch over 64-bit hashes.
@@ -181,13 +220,15 @@ class HyperLogLog:
         return HyperLogLog(np.maximum(a, b).tobytes())
 
     def estimate(self) -> float:
-        reg = np.frombuffer(self.registers, dtype=np.uint8).astype(np.float64)
-        alpha = 0.7213 / (1 + 1.079 / _M)
-        raw = alpha * _M * _M / float(np.sum(np.exp2(-reg)))
-        zeros = int(np.count_nonzero(reg == 0))
-        if raw <= 2.5 * _M and zeros:
-            return _M * float(np.log(_M / zeros))
-        return raw
+        """Ertl's improved estimator (2017): unbiased over the whole range, no bias tables."""
+        q = 64 - _P
+        reg = np.frombuffer(self.registers, dtype=np.uint8)
+        counts = np.bincount(reg, minlength=q + 2).astype(np.float64)
+        z = _M * _tau(1.0 - counts[q + 1] / _M)
+        for k in range(q, 0, -1):
+            z = 0.5 * (z + counts[k])
+        z += _M * _sigma(counts[0] / _M)
+        return float(_M * _M / (2.0 * np.log(2.0)) / z) if np.isfinite(z) else 0.0
 
     def to_json(self) -> str:
         return base64.b64encode(self.registers).decode("ascii")

