@@ -6,6 +6,7 @@
 """
 
 from keelml import data as _data  # noqa: F401  (registers ws.datasets)
+from keelml import labeling as _labeling  # noqa: F401  (registers ws.labels)
 from keelml.core.errors import KeelError
 from keelml.core.refs import ArtifactRef, DatasetRef, ModelRef
 from keelml.core.workspace import Workspace

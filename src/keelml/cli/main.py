@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import typer
 
-from keelml.cli import data_cmd, lineage_cmd, workspace_cmd
+from keelml.cli import data_cmd, label_cmd, lineage_cmd, workspace_cmd
 from keelml.cli.context import State, err
 from keelml.core.errors import KeelError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(label_cmd.app, name="label")
 workspace_cmd.register(app)
 lineage_cmd.register(app)
 
