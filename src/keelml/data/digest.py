@@ -1,11 +1,12 @@
 """Content digests that ignore row order, column order and file layout.
 
-Each column of a batch is hashed by DuckDB (vectorised, multi-threaded); a row's hash folds its
-column hashes in column-name order; the table's digest is built from two independent sums of row
+Each column of a batch is hashed: numbers, booleans and dates/timestamps in numpy from their bit
+patterns, strings and other types by DuckDB's vectorised ``hash``; a row's hash folds its column
+hashes in column-name order; the table's digest is built from two independent sums of row
 hashes modulo 2**64, the row count and the schema. Sums are order-independent and mergeable, so
 batches or partitions can be hashed separately. Identical rows count twice (a multiset, not a set).
 
-The digest depends on DuckDB's ``hash`` function; tests/data/test_digest.py pins a known digest so
+For strings the digest depends on DuckDB's ``hash`` function; tests/data/test_digest.py pins a known digest so
 an upgrade that changes it fails loudly instead of silently breaking "same data, same version".
 """
 
@@ -19,6 +20,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 U64 = npt.NDArray[np.uint64]
 SCHEME = "kd1"
@@ -34,21 +36,57 @@ def _mix(x: U64) -> U64:
     return x ^ (x >> np.uint64(31))
 
 
+_NULL_HASH = np.uint64(0x6A09E667F3BCC908)
+
+
+def _fixed_width_hash(values: pa.ChunkedArray | pa.Array) -> U64 | None:
+    """Hash numbers, booleans and dates/timestamps in numpy: their 64-bit patterns, mixed.
+
+    -0.0 and 0.0 hash alike, as do all NaNs; NULLs get a fixed hash. None for other types.
+    """
+    t = values.type
+    if pa.types.is_floating(t):
+        x = np.asarray(pc.fill_null(pc.cast(values, pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+        x = np.where(np.isnan(x), np.nan, x + 0.0)  # one NaN, and -0.0 + 0.0 == +0.0
+        bits = x.view(np.uint64)
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t):
+        as_int = pc.cast(values, pa.int64()) if not pa.types.is_date32(t) else pc.cast(values, pa.int32())
+        ints = np.asarray(pc.fill_null(as_int, 0).to_numpy(zero_copy_only=False))
+        bits = ints.astype(np.int64).view(np.uint64)
+    else:
+        return None
+    with np.errstate(over="ignore"):
+        hashed = _mix(bits ^ _K1)
+    if values.null_count:
+        hashed = np.where(np.asarray(values.is_null()), _NULL_HASH, hashed)
+    return hashed
+
+
 def column_hashes(batch: pa.Table | pa.RecordBatch) -> dict[str, U64]:
-    """A 64-bit hash of every value of every column (NULL hashes to a fixed value)."""
-    if batch.num_columns == 0:
-        return {}
-    con = duckdb.connect()
-    try:
-        con.register("batch", batch)
-        cols = ", ".join(f'hash("{name.replace(chr(34), chr(34) * 2)}")' for name in batch.column_names)
-        out = con.sql(f"SELECT {cols} FROM batch").to_arrow_table()
-    finally:
-        con.close()
-    return {
-        name: out.column(i).to_numpy().astype(np.uint64, copy=False)
-        for i, name in enumerate(batch.column_names)
-    }
+    """A 64-bit hash of every value of every column (NULL hashes to a fixed value).
+
+    Fixed-width columns are hashed in numpy; strings, binary, decimals and nested values by
+    DuckDB's vectorised ``hash``.
+    """
+    hashes: dict[str, U64] = {}
+    rest: list[str] = []
+    for name in batch.column_names:
+        fixed = _fixed_width_hash(batch.column(name))
+        if fixed is None:
+            rest.append(name)
+        else:
+            hashes[name] = fixed
+    if rest:
+        con = duckdb.connect()
+        try:
+            con.register("batch", batch.select(rest))
+            cols = ", ".join(f'hash("{name.replace(chr(34), chr(34) * 2)}")' for name in rest)
+            out = con.sql(f"SELECT {cols} FROM batch").to_arrow_table()
+        finally:
+            con.close()
+        for i, name in enumerate(rest):
+            hashes[name] = out.column(i).to_numpy().astype(np.uint64, copy=False)
+    return {name: hashes[name] for name in batch.column_names}
 
 
 def row_hashes(hashes: dict[str, U64], rows: int) -> U64:

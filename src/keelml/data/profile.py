@@ -193,35 +193,14 @@ def _profile_column(
             numbers = pc.cast(values, pa.int64())
         floats = np.asarray(pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         finite = floats[np.isfinite(floats)]
-        moments = (
-            Moments.of(
-                len(finite),
-                float(finite.mean()),
-                float(finite.var()),
-                float(finite.min()),
-                float(finite.max()),
-            )
-            if len(finite)
-            else Moments.empty()
-        )
+        moments = Moments.of_values(finite)
         top = _top(values) if few and (is_label or pa.types.is_integer(values.type)) else None
         return replace(base, moments=moments, quantiles=QuantileSummary.of(finite), top=top)
     if kind == "categorical":
         lengths = np.asarray(
             pc.utf8_length(pc.cast(values, pa.string())).to_numpy(zero_copy_only=False), dtype=float
         )
-        lengths = lengths[~np.isnan(lengths)]
-        moments = (
-            Moments.of(
-                len(lengths),
-                float(lengths.mean()),
-                float(lengths.var()),
-                float(lengths.min()),
-                float(lengths.max()),
-            )
-            if len(lengths)
-            else Moments.empty()
-        )
+        moments = Moments.of_values(lengths[~np.isnan(lengths)])
         text = bool(moments.count and moments.mean > _TEXT_MEAN_LENGTH)
         top = _top(values) if few else None
         return replace(base, kind="text" if text else "categorical", moments=moments, top=top)

@@ -38,6 +38,15 @@ class Moments:
     def of(count: int, mean: float, variance: float, minimum: float, maximum: float) -> Moments:
         return Moments(count, mean, variance * count, minimum, maximum)
 
+    @staticmethod
+    def of_values(values: FloatArray) -> Moments:
+        """Exact moments of finite values (empty moments for none)."""
+        if len(values) == 0:
+            return Moments.empty()
+        return Moments.of(
+            len(values), float(values.mean()), float(values.var()), float(values.min()), float(values.max())
+        )
+
     @property
     def std(self) -> float:
         return float(np.sqrt(self.m2 / self.count)) if self.count else float("nan")
@@ -151,14 +160,6 @@ _P = 12
 _M = 1 << _P
 
 
-def _floor_log2(w: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-    """floor(log2(w)) from the float64 exponent: one conversion instead of a bit loop.
-
-    Rounding to 53 bits moves the exponent only when the top 53 bits of ``w`` are all ones
-    (probability 2**-52 per value), which changes one register by one: far below HLL's own error.
-    """
-    bits = w.astype(np.float64).view(np.uint64)
-    return (bits >> np.uint64(52)).astype(np.int64) - 1023
 
 
 def _sigma(x: float) -> float:
@@ -208,8 +209,10 @@ class HyperLogLog:
         if len(hashes) == 0:
             return HyperLogLog.empty()
         idx = (hashes >> np.uint64(64 - _P)).astype(np.intp)
-        rest = (hashes << np.uint64(_P)) | np.uint64(1 << (_P - 1))  # guard bit bounds the rank
-        rank = (64 - _floor_log2(rest)).astype(np.uint8)
+        # The 52 remaining bits, shifted below 2**53 so a float64 holds them exactly, with a guard
+        # bit that bounds the rank; the float exponent then gives the leading-zero count.
+        rest = ((hashes << np.uint64(_P)) >> np.uint64(_P - 1)) | np.uint64(1)
+        rank = (66 - _P - np.frexp(rest.astype(np.float64))[1]).astype(np.uint8)
         registers = np.zeros(_M, dtype=np.uint8)
         np.maximum.at(registers, idx, rank)
         return HyperLogLog(registers.tobytes())

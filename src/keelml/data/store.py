@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import pyarrow as pa
 
@@ -125,15 +125,7 @@ class DatasetStore:
             if table_digest(table) == latest.digest:
                 return DatasetRef(name, latest.version, latest.digest)
             request = WriteRequest(name, table, "add", source_text, label, time, id)
-            return commit_version(
-                self._catalog,
-                request,
-                dataset=existing,
-                previous=latest,
-                table_uri=existing.table_uri,
-                mode="overwrite",
-                progress=progress,
-            )
+            return self._commit(existing, latest, request, "overwrite", progress)
 
     def append(
         self, name: str, source: Source, *, source_name: str | None = None, progress: Progress | None = None
@@ -148,24 +140,8 @@ class DatasetStore:
             table = self._conform(table, dataset, latest)
             if dataset.id_column is not None:
                 self._check_new_ids(dataset, latest, table)
-            request = WriteRequest(
-                name,
-                table,
-                "append",
-                source_text,
-                dataset.label_column,
-                dataset.time_column,
-                dataset.id_column,
-            )
-            return commit_version(
-                self._catalog,
-                request,
-                dataset=dataset,
-                previous=latest,
-                table_uri=dataset.table_uri,
-                mode="append",
-                progress=progress,
-            )
+            request = _request(dataset, table, "append", source_text)
+            return self._commit(dataset, latest, request, "append", progress)
 
     def write_version(
         self,
@@ -189,25 +165,26 @@ class DatasetStore:
         )
         with dataset_lock(self._ws.storage_root, name):
             latest = self._catalog.get_version(name, None)
-            request = WriteRequest(
-                name,
-                table,
-                operation,
-                source,
-                dataset.label_column,
-                dataset.time_column,
-                dataset.id_column,
-                parents,
-            )
-            return commit_version(
-                self._catalog,
-                request,
-                dataset=dataset,
-                previous=latest,
-                table_uri=dataset.table_uri,
-                mode="overwrite",
-                progress=progress,
-            )
+            request = _request(dataset, table, operation, source, parents)
+            return self._commit(dataset, latest, request, "overwrite", progress)
+
+    def _commit(
+        self,
+        dataset: DatasetRecord,
+        latest: VersionRecord,
+        request: WriteRequest,
+        mode: Literal["append", "overwrite"],
+        progress: Progress | None,
+    ) -> DatasetRef:
+        return commit_version(
+            self._catalog,
+            request,
+            dataset=dataset,
+            previous=latest,
+            table_uri=dataset.table_uri,
+            mode=mode,
+            progress=progress,
+        )
 
     def _load(self, source: Source, source_name: str | None) -> tuple[pa.Table, str]:
         """The normalised table and the source text recorded in the log (``source_name`` wins)."""
@@ -369,6 +346,18 @@ class DatasetStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+def _request(
+    dataset: DatasetRecord,
+    table: pa.Table,
+    operation: str,
+    source: str | None,
+    parents: tuple[DatasetRef, ...] = (),
+) -> WriteRequest:
+    """A write that keeps the dataset's role columns."""
+    roles = (dataset.label_column, dataset.time_column, dataset.id_column)
+    return WriteRequest(dataset.name, table, operation, source, *roles, parents)
 
 
 def _non_empty(table: pa.Table, what: str) -> pa.Table:
