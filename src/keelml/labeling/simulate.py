@@ -148,8 +148,9 @@ class SimulationResult:
             "curves": rows,
         }
 
-    def plot(self, path: str | Path, title: str = "Learning curves") -> Path:
-        """Write the mean learning curves (with +-1 std bands) as an interactive HTML file."""
+    def plot(self, path: str | Path, title: str = "Learning curves", *, offline: bool = True) -> Path:
+        """Write the mean learning curves (with +-1 std bands) as an interactive HTML file; ``offline``
+        embeds plotly.js (about 4.5 MB) so the file opens without network, else it loads it from a CDN."""
         import plotly.graph_objects as go
 
         fig = go.Figure()
@@ -174,7 +175,7 @@ class SimulationResult:
         fig.update_layout(title=title, xaxis_title="labels", yaxis_title="test accuracy")
         target_path = Path(path)
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        fig.write_html(target_path, include_plotlyjs="cdn")
+        fig.write_html(target_path, include_plotlyjs=True if offline else "cdn")
         return target_path
 
 
