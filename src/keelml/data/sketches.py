@@ -160,8 +160,6 @@ _P = 12
 _M = 1 << _P
 
 
-
-
 def _sigma(x: float) -> float:
     if x == 1.0:
         return float("inf")
