@@ -11,6 +11,7 @@ it would silently break time travel to old versions that a registered model pins
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -85,20 +86,68 @@ def _write_files(uri: str, table: pa.Table) -> list[Any]:
             use_dictionary=[f.name for f in chunk.schema if not pa.types.is_floating(f.type)],
         )
         crash_point("after-data-file")
-        stats = {
-            "numRecords": chunk.num_rows,
-            "nullCount": {
-                f.name: chunk.column(f.name).null_count
-                for f in chunk.schema
-                if not pa.types.is_nested(f.type)
-            },
-        }
+        stats = _file_stats(chunk)
         actions.append(
             AddAction(
                 name, (root / name).stat().st_size, {}, int(time.time() * 1000), True, json.dumps(stats)
             )
         )
     return actions
+
+
+_MAX_STAT_CHARS = 64  # longer strings get no min/max rather than a truncated (wrong) max
+
+
+def _file_stats(chunk: pa.Table) -> dict[str, Any]:
+    """Delta file statistics: row and null counts, min/max of numbers and short strings.
+
+    Other engines use min/max to skip files; keelml uses them to check only the files whose id
+    range can hold an appended id.
+    """
+    import pyarrow.compute as pc
+
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    for f in chunk.schema:
+        t = f.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)):
+            continue
+        extremes = pc.min_max(chunk.column(f.name)).as_py()
+        low, high = extremes["min"], extremes["max"]
+        if low is None or (isinstance(low, str) and max(len(low), len(high)) > _MAX_STAT_CHARS):
+            continue
+        if isinstance(low, float) and not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        mins[f.name], maxs[f.name] = low, high
+    return {
+        "numRecords": chunk.num_rows,
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": {
+            f.name: chunk.column(f.name).null_count for f in chunk.schema if not pa.types.is_nested(f.type)
+        },
+    }
+
+
+def files_that_may_hold(uri: str, version: int, column: str, low: Any, high: Any) -> set[str]:
+    """Files of a version whose recorded [min, max] of ``column`` overlaps [low, high].
+
+    A file without statistics for the column may hold anything and is included.
+    """
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(uri, version=version).get_add_actions(flatten=True))
+    paths = actions.column("path").to_pylist()
+    lo_name, hi_name = f"min.{column}", f"max.{column}"
+    if lo_name not in actions.column_names or hi_name not in actions.column_names:
+        return set(paths)
+    mins = actions.column(lo_name).to_pylist()
+    maxs = actions.column(hi_name).to_pylist()
+    return {
+        p
+        for p, lo, hi in zip(paths, mins, maxs, strict=True)
+        if lo is None or hi is None or not (hi < low or lo > high)
+    }
 
 
 def _restore_recorded(uri: str, recorded_version: int) -> None:

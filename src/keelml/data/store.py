@@ -240,8 +240,17 @@ class DatasetStore:
 
         assert dataset.id_column is not None
         check_unique_ids(table, dataset.id_column)
-        old = delta.read(dataset.table_uri, latest.delta_version, columns=[dataset.id_column]).column(0)
-        clash = table.column(dataset.id_column).filter(pc.is_in(table.column(dataset.id_column), old))
+        new_ids = table.column(dataset.id_column)
+        extremes = pc.min_max(new_ids).as_py()
+        # Only files whose recorded id range overlaps the new ids can clash: with growing ids an
+        # append reads no old file at all, so its cost follows the append, not the table.
+        candidates = delta.files_that_may_hold(
+            dataset.table_uri, latest.delta_version, dataset.id_column, extremes["min"], extremes["max"]
+        )
+        old = delta.read_files(dataset.table_uri, candidates, columns=[dataset.id_column])
+        if old is None:
+            return
+        clash = new_ids.filter(pc.is_in(new_ids, old.column(0)))
         if len(clash):
             raise DuplicateIdError(
                 f"{len(clash)} appended ids already exist in {dataset.name}@{latest.version}",
