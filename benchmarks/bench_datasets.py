@@ -1,11 +1,11 @@
 """Benchmark keelml dataset add / append / diff against plain pyarrow, one fresh process per trial.
 
-    .venv/bin/python benchmarks/bench_datasets.py           # full size, about 5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_datasets.py           # full size: 2.5 min on a quiet 2-core machine
     .venv/bin/python benchmarks/bench_datasets.py --quick   # smoke test, results under .work/
 
 Inputs are generated deterministically (numpy, seeded) under benchmarks/.work/ (gitignored). Each
 trial runs in a fresh child with every thread pool pinned to 2 threads; its peak RSS is the child's
-ru_maxrss (os.wait4). Plain and keelml trials alternate (ABBA) and pair 0 is a discarded warm-up.
+VmHWM (see proc_mb). Plain and keelml trials alternate (ABBA) and pair 0 is a discarded warm-up.
 Timings exclude interpreter start-up, imports and Workspace.init/open.
 """
 
@@ -20,7 +20,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,6 +39,7 @@ THREAD_ENV = {"OMP_NUM_THREADS": "2", "RAYON_NUM_THREADS": "2", "TOKIO_WORKER_TH
 SEED = 20240501
 NEW_IDS = 10**12  # appended rows get ids from here on, so they never clash with a base table
 Result = dict[str, Any]
+GIT = (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "--", "../src"])
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ def child(spec: Result) -> Result:
     import keelml  # only keelml children pay for importing it
 
     if op == "idle_keelml":
+        import deltalake  # noqa: F401  (imported lazily by an add)
+
         return {"seconds": 0.0}
     ws = keelml.Workspace.init(spec["ws"]) if op in ("add", "setup") else keelml.Workspace.open(spec["ws"])
     if op in ("add", "append"):
@@ -143,17 +145,21 @@ def child(spec: Result) -> Result:
 
 
 def run_child(spec: Result) -> Result:
-    """Run one trial in a fresh interpreter; add its peak RSS (ru_maxrss of exactly that child)."""
+    """Run one trial in a fresh interpreter with pinned thread pools; return what it printed."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(command, stdout=out, env={**os.environ, **THREAD_ENV})
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            raise RuntimeError(f"child {spec['op']} failed with exit code {proc.returncode}")
-        out.seek(0)
-        result: Result = json.loads(out.read().decode().strip().splitlines()[-1])
-    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+    done = subprocess.run(command, env={**os.environ, **THREAD_ENV}, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"child {spec['op']} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    result: Result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def proc_mb(file: str, key: str) -> float:
+    """A kB field of a /proc file, in MiB. The children's peak RSS is their own VmHWM, not ru_maxrss:
+    Linux adds the parent's RSS at fork/exec to a child's ru_maxrss, so every child of this (large)
+    parent would report at least the parent's size."""
+    fields = Path(file).read_text().split()
+    return int(fields[fields.index(f"{key}:") + 1]) / 1024
 
 
 def size_mb(path: Path) -> float:
@@ -170,13 +176,9 @@ def compare(pairs: int, plain: Callable[[], Result], keel: Callable[[], Result])
     for i in range(pairs + 1):  # pair 0 warms the page cache and is discarded
         order = ("keelml", "plain") if i % 2 else ("plain", "keelml")
         pair = {kind: (plain if kind == "plain" else keel)() for kind in order}
-        for kind in order:
-            if i:
-                trials[kind].append({**pair[kind], "position": order.index(kind)})
-        print(
-            f"  pair {i}{' (warm-up)' if not i else ''}: "
-            + ", ".join(f"{k} {pair[k]['seconds']:.2f}s" for k in order)
-        )
+        for position, kind in enumerate(order if i else ()):
+            trials[kind].append({**pair[kind], "position": position})
+        print(f"  pair {i}: " + ", ".join(f"{k} {pair[k]['seconds']:.2f}s" for k in order), flush=True)
     summary: Result = {}
     for kind, runs in trials.items():
         secs = stats([r["seconds"] for r in runs])
@@ -235,12 +237,12 @@ def bench_diff(s: Sizes) -> list[Result]:
 
 def environment() -> Result:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    meminfo = Path("/proc/meminfo").read_text().split()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+    git = [subprocess.run(["git", *a], capture_output=True, text=True, cwd=HERE).stdout.strip() for a in GIT]
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable, *sys.argv]),
-        "git_commit": commit.stdout.strip() or None,
+        "git_commit": git[0] or None,
+        "git_dirty_src": bool(git[1]),  # uncommitted changes under src/ were benchmarked
         "versions": {
             "python": platform.python_version(),
             **{pkg: version(pkg) for pkg in ("keelml", "pyarrow", "deltalake", "duckdb", "numpy")},
@@ -248,11 +250,15 @@ def environment() -> Result:
         "machine": {
             "cpu": next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"),
             "cores": os.cpu_count(),
-            "ram_gb": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+            "ram_gb": round(proc_mb("/proc/meminfo", "MemTotal") / 1024, 1),
             "platform": platform.platform(),
         },
         "threads": {**THREAD_ENV, "pyarrow.set_cpu_count": THREADS, "pyarrow.set_io_thread_count": THREADS},
     }
+
+
+def fmt(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
 
 
 def markdown(r: Result) -> str:
@@ -260,14 +266,21 @@ def markdown(r: Result) -> str:
     idle = ", ".join(f"{k} {v:.0f} MB" for k, v in r["idle_rss_mb"].items())
     lines = [
         "# keelml dataset benchmark",
-        f"\n{e['date']} · `{e['command']}` · commit {e['git_commit']}\n",
+        f"\n{e['date']} · `{e['command']}` · commit {e['git_commit']}"
+        + (" + uncommitted changes under src/" if e["git_dirty_src"] else "")
+        + f" · load average (1/5/15 min) at start {fmt(r['loadavg_start'])}, at end {fmt(r['loadavg_end'])}\n",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['platform']}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()),
         "- Threads: " + ", ".join(f"{k}={v}" for k, v in e["threads"].items()),
         "- Each trial is a fresh process; plain and keelml alternate (ABBA) after one discarded warm-up"
         " pair. Seconds exclude interpreter start-up, imports and Workspace.init/open. Peak RSS is the"
-        f" child's ru_maxrss, imports included (idle children: {idle}). p90 interpolates linearly.",
+        f" child's VmHWM, imports included (idle children: {idle}). p90 interpolates linearly.",
     ]
+    if max(r["loadavg_start"][0], r["loadavg_end"][0]) > 1:
+        lines.append(
+            "\n**Warning: other processes loaded the machine during this run (see the load average);"
+        )
+        lines[-1] += " absolute times are inflated and noisy, per-pair ratios less so.**"
     for op, rows in (("add", s["rows"]), ("append", s["append"])):
         what = "Add + profile" if op == "add" else f"Append to a {s['rows']:,}-row dataset"
         lines += [
@@ -282,12 +295,11 @@ def markdown(r: Result) -> str:
                 f"| {rss['median']:.0f} / {rss['p90']:.0f} | {k['output_mb']:.0f} |"
             )
         q = r[op]["ratio"]
-        pairs = ", ".join(f"{x:.2f}" for x in q["per_pair"])
         met = "met" if q["p90"] <= 2 else ("met at the median only" if q["median"] <= 2 else "not met")
-        lines.append(
-            f"\nkeelml / plain: **median {q['median']:.2f}x, p90 {q['p90']:.2f}x** (pairs: {pairs});"
-        )
-        lines[-1] += f" target <= 2x: {met}."
+        lines += [
+            f"| **ratio keelml / plain, per pair** | **{q['median']:.2f}x** | **{q['p90']:.2f}x** | | | |",
+            f"\nPer-pair ratios: {', '.join(f'{x:.2f}' for x in q['per_pair'])}. Target <= 2x: **{met}**.",
+        ]
     lines += [
         f"\n## Diff v1 -> v2 where v2 appended the change (median of {s['reps']} runs per process)\n",
         "Full scan = read both versions entirely and compare ids with pyarrow.compute.is_in.\n",
@@ -312,26 +324,21 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        result = child(json.loads(args.child))
+        print(json.dumps({**result, "peak_rss_mb": proc_mb("/proc/self/status", "VmHWM")}))
         return
     sizes = QUICK if args.quick else FULL
     if args.pairs:
         sizes = Sizes(**{**asdict(sizes), "pairs": args.pairs})
     started = time.perf_counter()
-    results: Result = {"environment": environment(), "sizes": asdict(sizes)}
-    print("generating inputs")
-    for rows, new in [(sizes.rows, False), (sizes.append, True), *((b, False) for b in sizes.bases)]:
-        input_file(rows, new)
-    for c in sizes.changes:
-        input_file(c, new=True)
+    if os.getloadavg()[0] > 0.5:
+        print(f"warning: load average {os.getloadavg()[0]:.2f}; other work on the machine skews timings")
+    results: Result = {"environment": environment(), "sizes": asdict(sizes), "loadavg_start": os.getloadavg()}
     results["idle_rss_mb"] = {k: run_child({"op": f"idle_{k}"})["peak_rss_mb"] for k in ("plain", "keelml")}
-    print("add")
-    results["add"] = bench_write(sizes, "add")
-    print("append")
-    results["append"] = bench_write(sizes, "append")
-    print("diff")
-    results["diff"] = bench_diff(sizes)
-    results["total_seconds"] = time.perf_counter() - started
+    for op in ("add", "append", "diff"):
+        print(op, flush=True)
+        results[op] = bench_diff(sizes) if op == "diff" else bench_write(sizes, op)
+    results["total_seconds"], results["loadavg_end"] = time.perf_counter() - started, os.getloadavg()
     out = WORK if args.quick else HERE / "results"
     stem = "datasets-quick" if args.quick else "datasets"
     out.mkdir(parents=True, exist_ok=True)
