@@ -1,0 +1,36 @@
+"""Monitoring: drift detectors under one protocol (see docs/monitoring.md).
+
+Not loaded by ``import keelml``; scipy, scikit-learn and river are imported only when a test runs.
+
+>>> from keelml.monitor import REGISTRY
+>>> "FeatureDrift" in REGISTRY
+True
+"""
+
+from keelml.monitor.concept import ADWINDetector, ConceptDriftConfig, DDMDetector, PageHinkleyDetector
+from keelml.monitor.protocol import (
+    REGISTRY,
+    ConformanceCase,
+    Detector,
+    DriftReport,
+    FeatureResult,
+    adjust,
+    permutation_p_value,
+)
+from keelml.monitor.univariate import FeatureDrift, FeatureDriftConfig
+
+__all__ = [
+    "REGISTRY",
+    "ADWINDetector",
+    "ConceptDriftConfig",
+    "ConformanceCase",
+    "DDMDetector",
+    "Detector",
+    "DriftReport",
+    "FeatureDrift",
+    "FeatureDriftConfig",
+    "FeatureResult",
+    "PageHinkleyDetector",
+    "adjust",
+    "permutation_p_value",
+]
