@@ -8,6 +8,12 @@ True
 """
 
 from keelml.monitor.concept import ADWINDetector, ConceptDriftConfig, DDMDetector, PageHinkleyDetector
+from keelml.monitor.multivariate import (
+    BBSDDetector,
+    DomainClassifierDetector,
+    MMDDetector,
+    MultivariateConfig,
+)
 from keelml.monitor.protocol import (
     REGISTRY,
     ConformanceCase,
@@ -22,14 +28,18 @@ from keelml.monitor.univariate import FeatureDrift, FeatureDriftConfig
 __all__ = [
     "REGISTRY",
     "ADWINDetector",
+    "BBSDDetector",
     "ConceptDriftConfig",
     "ConformanceCase",
     "DDMDetector",
     "Detector",
+    "DomainClassifierDetector",
     "DriftReport",
     "FeatureDrift",
     "FeatureDriftConfig",
     "FeatureResult",
+    "MMDDetector",
+    "MultivariateConfig",
     "PageHinkleyDetector",
     "adjust",
     "permutation_p_value",
