@@ -14,6 +14,7 @@ from keelml.monitor.multivariate import (
     MMDDetector,
     MultivariateConfig,
 )
+from keelml.monitor.performance import CBPE, CBPEConfig, PerformanceEstimate
 from keelml.monitor.protocol import (
     REGISTRY,
     ConformanceCase,
@@ -26,9 +27,11 @@ from keelml.monitor.protocol import (
 from keelml.monitor.univariate import FeatureDrift, FeatureDriftConfig
 
 __all__ = [
+    "CBPE",
     "REGISTRY",
     "ADWINDetector",
     "BBSDDetector",
+    "CBPEConfig",
     "ConceptDriftConfig",
     "ConformanceCase",
     "DDMDetector",
@@ -41,6 +44,7 @@ __all__ = [
     "MMDDetector",
     "MultivariateConfig",
     "PageHinkleyDetector",
+    "PerformanceEstimate",
     "adjust",
     "permutation_p_value",
 ]
