@@ -54,7 +54,6 @@ class MultivariateConfig:
     window_size: int = 1000
     max_reference: int = 1000
     correction: Correction = "bonferroni"
-    folds: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,7 +62,6 @@ class MultivariateConfig:
         check_positive(self.n_permutations, "n_permutations", where, minimum=int(np.ceil(1 / self.alpha)))
         check_positive(self.window_size, "window_size", where)
         check_positive(self.max_reference, "max_reference", where, minimum=2)
-        check_positive(self.folds, "folds", where, minimum=2)
 
 
 def _as_2d(batch: Any, where: str) -> Array:
@@ -216,34 +214,41 @@ class MMDDetector(_RowDetector):
 @register
 @dataclass
 class DomainClassifierDetector(_RowDetector):
-    """Logistic regression told to separate reference from current; out-of-fold AUC, permutation null."""
+    """Logistic regression told to separate reference from current; held-out AUC, permutation null.
+
+    The classifier is fit on a stratified half of the pooled rows and scored on the other half, so under
+    no shift the held-out labels are exchangeable given the scores and the permutation null is exact.
+    (Permuting labels over pooled out-of-fold cross-validation scores is not: the folds' models share
+    training rows, which widens the AUC's spread; on 64-d Gaussian noise that alarmed 11% at alpha 0.05.)
+    """
 
     name: str = "domain_classifier"
 
     def _test(self, findings: tuple[str, ...]) -> DriftReport:
         from scipy.stats import rankdata
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        x = np.concatenate([self._ref, self._cur])
-        y = np.concatenate([np.zeros(len(self._ref)), np.ones(len(self._cur))])
-        folds = min(self.config.folds, len(self._cur), len(self._ref))
-        if folds < 2:
+        n0, n1 = len(self._ref), len(self._cur)
+        if min(n0, n1) < 4:
             return DriftReport(
-                self.name, "undetermined", self.config.alpha, len(self._ref), len(self._cur),
-                findings=(*findings, "fewer than 2 rows on one side: cannot cross-validate"),
+                self.name, "undetermined", self.config.alpha, n0, n1,
+                findings=(*findings, "fewer than 4 rows on one side: cannot fit and hold out"),
             )  # fmt: skip
-        cv = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
-        ranks = rankdata(scores)
-        n1, n0 = len(self._cur), len(self._ref)
         rng = np.random.default_rng(self.config.seed)
+        ref_idx, cur_idx = rng.permutation(n0), rng.permutation(n1)
+        fit_ref, out_ref = self._ref[ref_idx[: n0 // 2]], self._ref[ref_idx[n0 // 2 :]]
+        fit_cur, out_cur = self._cur[cur_idx[: n1 // 2]], self._cur[cur_idx[n1 // 2 :]]
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        model.fit(np.concatenate([fit_ref, fit_cur]), np.r_[np.zeros(len(fit_ref)), np.ones(len(fit_cur))])
+        scores = model.predict_proba(np.concatenate([out_ref, out_cur]))[:, 1]
+        y = np.r_[np.zeros(len(out_ref)), np.ones(len(out_cur))]
+        ranks = rankdata(scores)
+        m1, m0 = len(out_cur), len(out_ref)
         perms = rng.permuted(np.broadcast_to(y, (self.config.n_permutations, len(y))), axis=1)
-        null = (perms @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0)
-        observed = float((y @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0))
+        null = (perms @ ranks - m1 * (m1 + 1) / 2) / (m1 * m0)
+        observed = float((y @ ranks - m1 * (m1 + 1) / 2) / (m1 * m0))
         return self._decide(observed, null, findings)
 
 
