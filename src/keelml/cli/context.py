@@ -55,6 +55,13 @@ class RichProgress:
         if self._task is not None:
             self._progress.advance(self._task, amount)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` after the current stage's name (e.g. the latest loss)."""
+        if self._task is not None:
+            task = next(t for t in self._progress.tasks if t.id == self._task)
+            base = task.fields.setdefault("base", task.description)
+            self._progress.update(self._task, description=f"{base} [dim]{text}[/]")
+
 
 @contextmanager
 def progress_bar() -> Iterator[RichProgress]:

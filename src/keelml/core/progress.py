@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Progress(Protocol):
@@ -21,3 +21,10 @@ class NoProgress:
 
     def advance(self, amount: float = 1.0) -> None:
         return None
+
+
+@runtime_checkable
+class ProgressNote(Protocol):
+    """Optional extra of a Progress: a short live note for the current stage (e.g. the loss)."""
+
+    def note(self, text: str) -> None: ...

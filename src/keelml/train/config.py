@@ -1,0 +1,110 @@
+"""Training configs: frozen, validated on construction.
+
+>>> TabularConfig(label="Class").model
+'mlp'
+>>> TabularConfig(label="y", epochs=0)
+Traceback (most recent call last):
+...
+keelml.core.errors.InvalidInputError: epochs must be at least 1
+  expected: an integer >= 1
+  received: 0
+  fix: pass --epochs 1 or more
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
+
+from keelml.core.errors import ConfigError, InvalidInputError
+
+TabularModel = Literal["mlp", "logreg"]
+
+
+def _at_least(name: str, value: float, low: float, flag: str) -> None:
+    if value < low:
+        raise InvalidInputError(
+            f"{name} must be at least {low:g}",
+            expected=f"{'an integer' if isinstance(value, int) else 'a number'} >= {low:g}",
+            received=str(value),
+            fix=f"pass {flag} {low:g} or more",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TabularConfig:
+    """How to train a tabular classifier. ``label=None`` uses the dataset's label column."""
+
+    label: str | None = None
+    model: TabularModel = "mlp"
+    hidden: tuple[int, ...] = (64, 32)
+    epochs: int = 50
+    batch_size: int = 64
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-4
+    patience: int = 5
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    seed: int = 0
+    max_categories: int = 20
+    features: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in get_args(TabularModel):
+            raise InvalidInputError(
+                f"unknown tabular model {self.model!r}",
+                expected=" or ".join(get_args(TabularModel)),
+                received=repr(self.model),
+                fix="use --model mlp (a small MLP) or --model logreg (the baseline)",
+            )
+        _at_least("epochs", self.epochs, 1, "--epochs")
+        _at_least("batch_size", self.batch_size, 1, "--batch-size")
+        _at_least("patience", self.patience, 1, "--patience")
+        _at_least("max_categories", self.max_categories, 1, "--max-categories")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise InvalidInputError(
+                "learning_rate must be > 0 and weight_decay >= 0",
+                received=f"learning_rate={self.learning_rate}, weight_decay={self.weight_decay}",
+                fix="e.g. learning_rate = 0.01, weight_decay = 0.0001",
+            )
+        if any(h < 1 for h in self.hidden):
+            raise InvalidInputError(
+                "hidden layer sizes must be positive", received=str(self.hidden), fix="e.g. hidden = [64, 32]"
+            )
+        for name in ("test_fraction", "validation_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 0.5:
+                raise InvalidInputError(
+                    f"{name} must be between 0 and 0.5",
+                    expected="a fraction such as 0.2",
+                    received=str(value),
+                    fix=f"set {name} = 0.2",
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["hidden"] = list(self.hidden)
+        out["features"] = None if self.features is None else list(self.features)
+        return out
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TabularConfig:
+        """Build from a TOML/JSON table; unknown keys are an error that names the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source} has unknown keys: {', '.join(unknown)}",
+                expected=f"keys among {', '.join(sorted(known))}",
+                received=", ".join(unknown),
+                fix="remove or rename them",
+            )
+        values = dict(raw)
+        for key in ("hidden", "features"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{source} is invalid", received=str(exc), fix="check value types") from exc
