@@ -47,13 +47,15 @@ def test_missing_feature_is_a_finding() -> None:
     assert any("'c' is missing" in f for f in r.findings)
 
 
-def test_all_nan_column_is_a_finding() -> None:
+def test_all_nan_column_is_a_finding_and_a_missing_share_drift() -> None:
     rng = np.random.default_rng(0)
     det = FeatureDrift(_ref(rng))
     det.update({"x": np.full(50, np.nan), "c": rng.choice(list("abc"), 50)})
     r = det.report()
-    assert r.status == "undetermined"
+    assert r.status == "drift"  # the share of missing values went from 0 to 1
     assert any("all 50 values" in f for f in r.findings)
+    x = next(f for f in r.features if f.name == "x")
+    assert x.p_value is None and not x.drift  # the values themselves could not be tested
 
 
 def test_new_categories_are_drift_by_default_and_a_finding_on_request() -> None:
@@ -111,3 +113,17 @@ def test_bad_configs_and_references_say_how_to_fix() -> None:
         FeatureDrift({"x": np.array([])})
     with pytest.raises(ConfigError, match="not a table"):
         FeatureDrift([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_a_jump_in_missing_values_is_drift_even_if_the_rest_looks_the_same() -> None:
+    rng = np.random.default_rng(0)
+    det = FeatureDrift(_ref(rng))
+    x = rng.normal(size=200)
+    x[:80] = np.nan
+    det.update({"x": x, "c": rng.choice(list("abc"), 200)})
+    r = det.report()
+    assert r.drift
+    share = next(f for f in r.features if f.name == "x (missing share)")
+    assert share.drift and share.test == "fisher_exact"
+    again = FeatureDrift.from_state(json.loads(json.dumps(det.to_state())))
+    assert again.report() == r

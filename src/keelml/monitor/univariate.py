@@ -190,7 +190,7 @@ class FeatureDrift:
     def from_state(cls, state: dict[str, Any]) -> FeatureDrift:
         def dec(v: list[Any], kind: str) -> Array:
             if kind == "str":
-                return np.array(["nan" if x is None else x for x in v], dtype=object)
+                return np.array(v, dtype=object)  # None stays missing
             return np.array([np.nan if x is None else x for x in v], dtype=float)
 
         cfg = state["config"]
@@ -241,6 +241,36 @@ class FeatureDrift:
             )
         return FeatureResult(n, test, res.statistic, res.p_value, None, False), None
 
+    def _missing_share(self, n: str) -> FeatureResult | None:
+        """Fisher's exact test on the share of missing values, when either side has any."""
+        cat = n in self._cat
+        ref_raw, cur_raw = self._ref[n], self._cur[n]
+        if len(cur_raw) == 0:
+            return None
+
+        def present(v: Array) -> int:
+            return len(_present(v)) if cat else len(_finite(v))
+
+        miss_ref, miss_cur = len(ref_raw) - present(ref_raw), len(cur_raw) - present(cur_raw)
+        if miss_ref == 0 and miss_cur == 0:
+            return None
+        from scipy.stats import fisher_exact
+
+        table = [[miss_ref, len(ref_raw) - miss_ref], [miss_cur, len(cur_raw) - miss_cur]]
+        res = fisher_exact(table)
+        note = (
+            f"missing share {miss_ref / len(ref_raw):.3f} in the reference, {miss_cur / len(cur_raw):.3f} now"
+        )
+        return FeatureResult(
+            f"{n} (missing share)",
+            "fisher_exact",
+            miss_cur / len(cur_raw),
+            float(res.pvalue),
+            None,
+            False,
+            note,
+        )
+
     def _test(self) -> DriftReport:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
@@ -251,6 +281,9 @@ class FeatureDrift:
             results.append(r)
             if note:
                 notes.append(note)
+            missing = self._missing_share(n)
+            if missing is not None:
+                results.append(missing)
         tested = [i for i, r in enumerate(results) if r.p_value is not None]
         adjusted = adjust(np.array([results[i].p_value for i in tested], dtype=float), cfg.correction)
         for i, p in zip(tested, adjusted, strict=True):
