@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import typer
 
-from keelml.cli import data_cmd, label_cmd, lineage_cmd, quality_cmd, workspace_cmd
+from keelml.cli import data_cmd, features_cmd, label_cmd, lineage_cmd, quality_cmd, workspace_cmd
 from keelml.cli.context import State, err
 from keelml.core.errors import KeelError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(label_cmd.app, name="label")
+app.add_typer(features_cmd.app, name="features")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
