@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -85,6 +86,13 @@ def check_entity_rows(rows: pa.Table, timestamp: str, keys: Sequence[str]) -> pa
     return rows.set_column(rows.schema.get_field_index(timestamp), timestamp, converted)
 
 
+_LOW = 2**40  # positions below this; a ~10^15 us timestamp times 2^40 fits a HUGEINT easily
+
+
+def _packed(ts: str, position: str) -> str:
+    return f"epoch_us({ts})::HUGEINT * {_LOW} + {position}"
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -114,22 +122,23 @@ def point_in_time(
         con.execute("SET TimeZone='UTC'")
         if threads:
             con.execute(f"SET threads={int(threads)}")
-        con.register("e", rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64())))
-        selects, joins = ["e.* EXCLUDE (__row)"], []
+        # Ties on (keys, event time) go to the row stored last, as in materialize: the ASOF key is
+        # (event time, position) packed into one 128-bit integer, cheaper than de-duplicating first.
+        con.register("e_raw", rows.append_column("__row", pa.array(np.arange(rows.num_rows, dtype=np.int64))))
+        con.execute(f"CREATE TEMP VIEW e AS SELECT *, {_packed(_q(timestamp), str(_LOW))} AS __k FROM e_raw")
+        selects, joins = ["e.* EXCLUDE (__row, __k)"], []
         for i, (view, table, cols) in enumerate(views):
             alias, ts = f"v{i}", f"__ts{i}"
             src = table.select([*view.entity.keys, view.timestamp, *cols])
             src = src.set_column(len(view.entity.keys), ts, utc(src.column(view.timestamp)))
             con.register(
-                f"{alias}_raw", src.append_column("__ord", pa.array(range(src.num_rows), pa.int64()))
+                f"{alias}_raw", src.append_column("__ord", pa.array(np.arange(src.num_rows, dtype=np.int64)))
             )
-            part = ", ".join(_q(k) for k in [*view.entity.keys, ts])
-            con.execute(  # ties on (keys, event time): the row stored last wins, as in materialize
-                f"CREATE TEMP VIEW {alias} AS SELECT * EXCLUDE (__ord) FROM {alias}_raw "
-                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __ord DESC) = 1"
+            con.execute(
+                f"CREATE TEMP VIEW {alias} AS SELECT *, {_packed(ts, '__ord')} AS __k FROM {alias}_raw"
             )
             on = " AND ".join(f"e.{_q(k)} = {alias}.{_q(k)}" for k in view.entity.keys)
-            joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.{_q(timestamp)} >= {alias}.{ts}")
+            joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.__k >= {alias}.__k")
             ttl_us = int(view.ttl.total_seconds() * 1_000_000)
             fresh = f"epoch_us(e.{_q(timestamp)}) - epoch_us({alias}.{ts}) <= {ttl_us}"
             selects += [f"CASE WHEN {fresh} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in cols]
