@@ -12,7 +12,16 @@ from pathlib import Path
 import click
 import typer
 
-from keelml.cli import data_cmd, features_cmd, label_cmd, lineage_cmd, quality_cmd, workspace_cmd
+from keelml.cli import (
+    data_cmd,
+    features_cmd,
+    label_cmd,
+    lineage_cmd,
+    models_cmd,
+    quality_cmd,
+    train_cmd,
+    workspace_cmd,
+)
 from keelml.cli.context import State, err
 from keelml.core.errors import KeelError
 
@@ -25,6 +34,8 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(label_cmd.app, name="label")
+app.add_typer(train_cmd.app, name="train")
+app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)

@@ -39,7 +39,8 @@ def _python_model(loader: str) -> Any:
         def load_context(self, context: Any) -> None:
             self.model = resolve_loader(self.loader)(Path(context.artifacts["model"]).read_bytes())
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        # no annotations: MLflow would read them as an input schema and warn
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return self.model.predict_proba(model_input)
 
     return KeelModel()

@@ -168,7 +168,8 @@ class ModelRegistry:
                 versions = self.client.search_model_versions(f"name = '{name}'")
                 if not versions:
                     raise MlflowException(f"no versions of {name}")
-                return max(versions, key=lambda v: int(v.version))
+                newest = max(versions, key=lambda v: int(v.version))
+                return self.client.get_model_version(name, newest.version)  # search omits aliases
             if selector.isdigit():
                 return self.client.get_model_version(name, selector)
             return self.client.get_model_version_by_alias(name, selector)
@@ -210,6 +211,15 @@ class ModelRegistry:
     def history(self, name: str, alias: str) -> builtins.list[int]:
         raw = self.client.get_registered_model(name).tags.get(_HISTORY + alias, "[]")
         return [int(v) for v in json.loads(raw)]
+
+    def card(self, spec: str) -> Any:
+        """The :class:`~keelml.tracking.cards.ModelCard` of a version, with its gates evaluated now."""
+        from keelml.tracking.cards import ModelCard
+
+        info = self.show(spec)
+        graph = self._ws.catalog.lineage.graph(info.ref.node_id, "upstream")
+        params = dict(self.client.get_run(info.run_id).data.params)
+        return ModelCard(info, graph, params, tuple(evaluate_gates(self.gates(), info.metrics)))
 
     # -- promotion ------------------------------------------------------------------------------
 
