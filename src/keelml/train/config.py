@@ -108,3 +108,81 @@ class TabularConfig:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"{source} is invalid", received=str(exc), fix="check value types") from exc
+
+
+PeftMethod = Literal["lora", "ia3", "full"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextConfig:
+    """How to fine-tune a text classifier: a base encoder, mean pooling and a linear head.
+
+    >>> TextConfig(text="review").peft
+    'lora'
+    """
+
+    text: str = "text"
+    label: str | None = None
+    base: str = "minilm"
+    peft: PeftMethod = "lora"
+    target_modules: tuple[str, ...] | None = None
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    max_length: int = 128
+    patience: int = 2
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.peft not in get_args(PeftMethod):
+            raise InvalidInputError(
+                f"unknown fine-tuning method {self.peft!r}",
+                expected=" or ".join(get_args(PeftMethod)),
+                received=repr(self.peft),
+                fix="use --peft lora (default), --peft ia3 or --peft full",
+            )
+        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("patience", "--patience"),
+                           ("lora_rank", "--lora-rank"), ("max_length", "--max-length")):  # fmt: skip
+            _at_least(name, getattr(self, name), 1, flag)
+        if self.learning_rate <= 0 or not 0 <= self.lora_dropout < 1:
+            raise InvalidInputError(
+                "learning_rate must be > 0 and lora_dropout in [0, 1)",
+                received=f"learning_rate={self.learning_rate}, lora_dropout={self.lora_dropout}",
+                fix="e.g. learning_rate = 0.001, lora_dropout = 0.05",
+            )
+        for name in ("test_fraction", "validation_fraction"):
+            if not 0 < getattr(self, name) < 0.5:
+                raise InvalidInputError(
+                    f"{name} must be between 0 and 0.5",
+                    received=str(getattr(self, name)),
+                    fix=f"set {name} = 0.2",
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["target_modules"] = None if self.target_modules is None else list(self.target_modules)
+        return out
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TextConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source} has unknown keys: {', '.join(unknown)}",
+                expected=f"keys among {', '.join(sorted(known))}",
+                received=", ".join(unknown),
+                fix="remove or rename them",
+            )
+        values = dict(raw)
+        if isinstance(values.get("target_modules"), list):
+            values["target_modules"] = tuple(values["target_modules"])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{source} is invalid", received=str(exc), fix="check value types") from exc

@@ -122,7 +122,16 @@ class TabularResult:
     features: tuple[str, ...]
 
 
-def split_indices(y: npt.NDArray[np.int64], config: TabularConfig) -> dict[str, npt.NDArray[np.int64]]:
+class SplitSettings(Protocol):
+    @property
+    def seed(self) -> int: ...
+    @property
+    def test_fraction(self) -> float: ...
+    @property
+    def validation_fraction(self) -> float: ...
+
+
+def split_indices(y: npt.NDArray[np.int64], config: SplitSettings) -> dict[str, npt.NDArray[np.int64]]:
     """Seeded stratified split into train / validation / test row indices.
 
     >>> parts = split_indices(np.array([0, 1] * 50), TabularConfig(test_fraction=0.2))
@@ -141,7 +150,7 @@ def split_indices(y: npt.NDArray[np.int64], config: TabularConfig) -> dict[str, 
     return {k: np.sort(np.array(v, dtype=np.int64)) for k, v in out.items()}
 
 
-def _labels(table: pa.Table, label: str) -> tuple[pa.Table, npt.NDArray[np.int64], tuple[str, ...]]:
+def labels_of(table: pa.Table, label: str) -> tuple[pa.Table, npt.NDArray[np.int64], tuple[str, ...]]:
     if label not in table.column_names:
         raise ColumnNotFoundError(
             f"label column {label!r} is not in the data",
@@ -176,7 +185,7 @@ def train_tabular(
     """Split, preprocess, train with early stopping, evaluate on the test part overall and per slice."""
     import torch
 
-    table, y, classes = _labels(table, config.label or label)
+    table, y, classes = labels_of(table, config.label or label)
     label = config.label or label
     if config.features is not None:
         for name in config.features:

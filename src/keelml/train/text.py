@@ -1,0 +1,235 @@
+"""Text classification: an offline transformer encoder, mean pooling, a linear head; LoRA / IA3 / full.
+
+The saved model is a folder: ``keel_text.json`` (config, classes), ``head.pt`` and either ``adapter/``
+(peft adapter weights only) or ``encoder/`` (full fine-tuning). Loading rebuilds the base model
+offline and attaches the adapter; :meth:`TextClassifier.merged` folds a LoRA/IA3 adapter into the
+base weights before export.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from keelml.core.errors import ColumnNotFoundError, InvalidInputError
+from keelml.core.progress import Progress
+from keelml.core.tracking import RunLogger
+from keelml.train.config import TextConfig
+from keelml.train.evaluation import Evaluation, evaluate
+from keelml.train.peft_adapters import base_model_path, load_base, target_modules, wrap
+from keelml.train.tabular import SliceLike, labels_of, split_indices
+from keelml.train.trainer import FitHistory, fit, seed_everything
+
+
+def _module(encoder: Any, hidden: int, n_classes: int) -> Any:
+    import torch
+    from torch import nn
+
+    class TextModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = nn.Linear(hidden, n_classes)
+
+        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            weights = mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            return self.head(pooled)  # type: ignore[no-any-return]  # nn.Module call
+
+    return TextModule()
+
+
+class TextClassifier:
+    def __init__(self, module: Any, tokenizer: Any, classes: tuple[str, ...], config: TextConfig) -> None:
+        self.module = module
+        self.tokenizer = tokenizer
+        self.classes = classes
+        self.config = config
+
+    @property
+    def is_adapter(self) -> bool:
+        return hasattr(self.module.encoder, "peft_config")
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters."""
+        params = list(self.module.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def encode(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        batch = self.tokenizer(
+            [str(t) for t in texts], padding=True, truncation=True, max_length=self.config.max_length,
+            return_tensors="pt",
+        )  # fmt: skip
+        return batch["input_ids"], batch["attention_mask"]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float64]:
+        import torch
+
+        self.module.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                ids, mask = self.encode(texts[i : i + batch_size])
+                out.append(torch.softmax(self.module(ids, mask), dim=1).double().numpy())
+        return np.vstack(out) if out else np.zeros((0, len(self.classes)))
+
+    def merged(self) -> TextClassifier:
+        """A copy whose adapter is merged into the base weights (plain transformers encoder)."""
+        import copy
+
+        if not self.is_adapter:
+            return self
+        module = copy.deepcopy(self.module)
+        module.encoder = module.encoder.merge_and_unload()
+        return TextClassifier(module, self.tokenizer, self.classes, self.config)
+
+    def save(self, folder: Path) -> Path:
+        import torch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": "keelml.text/1", "config": self.config.to_json(), "classes": list(self.classes)}
+        (folder / "keel_text.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        torch.save(self.module.head.state_dict(), folder / "head.pt")
+        self.module.encoder.save_pretrained(str(folder / ("adapter" if self.is_adapter else "encoder")))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> TextClassifier:
+        import torch
+
+        meta = json.loads((folder / "keel_text.json").read_text(encoding="utf-8"))
+        config = TextConfig.from_mapping(meta["config"])
+        base = base_model_path(config.base)
+        encoder, tokenizer = load_base(base)
+        if (folder / "adapter").is_dir():
+            from peft import PeftModel
+
+            encoder = PeftModel.from_pretrained(encoder, str(folder / "adapter"))
+        else:
+            from transformers import AutoModel
+
+            encoder = AutoModel.from_pretrained(str(folder / "encoder"), local_files_only=True)
+        module = _module(encoder, int(encoder.config.hidden_size), len(meta["classes"]))
+        module.head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
+        module.eval()
+        return cls(module, tokenizer, tuple(meta["classes"]), config)
+
+    def to_bytes(self) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save(Path(tmp) / "model")
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for path in sorted(folder.rglob("*")):
+                    info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+                    info.mtime = 0  # same model, same bytes
+                    if path.is_file():
+                        with path.open("rb") as fh:
+                            tar.addfile(info, fh)
+                    else:
+                        tar.addfile(info)
+            return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TextClassifier:
+        with tempfile.TemporaryDirectory() as tmp, tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp, filter="data")
+            return cls.load(Path(tmp))
+
+
+@dataclass(frozen=True, slots=True)
+class TextResult:
+    model: TextClassifier
+    evaluation: Evaluation
+    history: FitHistory
+    sizes: dict[str, int]
+    trainable_parameters: int
+    total_parameters: int
+    steps: int
+
+
+def train_text(
+    table: pa.Table,
+    config: TextConfig,
+    *,
+    label: str,
+    slices: Sequence[SliceLike] = (),
+    progress: Progress | None = None,
+    logger: RunLogger | None = None,
+) -> TextResult:
+    import torch
+
+    if config.text not in table.column_names:
+        raise ColumnNotFoundError(
+            f"text column {config.text!r} is not in the data",
+            expected=f"one of {', '.join(table.column_names)}",
+            received=config.text,
+            fix="pass --text COLUMN",
+        )
+    base = base_model_path(config.base)
+    table, y, classes = labels_of(table, config.label or label)
+    parts = split_indices(y, config)
+    if min(len(p) for p in parts.values()) == 0:
+        raise InvalidInputError(
+            "too few labelled rows to split into train, validation and test",
+            received=f"{len(y)} rows",
+            fix="add rows, or raise test_fraction / validation_fraction",
+        )
+    seed_everything(config.seed)
+    encoder, tokenizer = load_base(base)
+    targets = [] if config.peft == "full" else target_modules(encoder, config.peft, config.target_modules)
+    hidden = int(encoder.config.hidden_size)
+    encoder = wrap(encoder, config.peft, targets, rank=config.lora_rank, alpha=config.lora_alpha,
+                   dropout=config.lora_dropout)  # fmt: skip
+    model = TextClassifier(_module(encoder, hidden, len(classes)), tokenizer, classes, config)
+    texts = [str(t) for t in table[config.text].to_pylist()]
+    y_all = torch.from_numpy(y)
+
+    def encoded(index: Any) -> tuple[Any, ...]:
+        ids, mask = model.encode([texts[i] for i in index])
+        return ids, mask, y_all[torch.as_tensor(index)]
+
+    train_idx = parts["train"]
+    steps = 0
+
+    def batches(generator: Any) -> list[tuple[Any, ...]]:
+        nonlocal steps
+        order = torch.randperm(len(train_idx), generator=generator).numpy()
+        chunks = [
+            train_idx[order[i : i + config.batch_size]] for i in range(0, len(order), config.batch_size)
+        ]
+        steps += len(chunks)
+        return [encoded(c) for c in chunks]
+
+    def loss_of(module: Any, batch: tuple[Any, ...]) -> Any:
+        return torch.nn.functional.cross_entropy(module(batch[0], batch[1]), batch[2])
+
+    val = [encoded(parts["validation"][i : i + 64]) for i in range(0, len(parts["validation"]), 64)]
+    trainable = [p for p in model.module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate)
+    history = fit(
+        model.module, batches, loss_of, val, epochs=config.epochs, patience=config.patience,
+        optimizer=optimizer, seed=config.seed, progress=progress, logger=logger,
+        name=f"fine-tuning ({config.peft})",
+    )  # fmt: skip
+    test = parts["test"]
+    proba = model.predict_proba([texts[i] for i in test])
+    test_table = table.take(pa.array(test))
+    masks = {
+        s.name: np.asarray(s.mask(test_table).to_numpy(zero_copy_only=False), dtype=bool) for s in slices
+    }
+    trainable_n, total_n = model.parameter_counts()
+    sizes = {k: len(v) for k, v in parts.items()}
+    return TextResult(
+        model, evaluate(y[test], proba, classes, masks), history, sizes, trainable_n, total_n, steps
+    )
