@@ -18,6 +18,7 @@ from keelml.features import (
     FeatureRepo,
     FeatureView,
     MissingTimestampError,
+    point_in_time,
 )
 from tests.features.conftest import CUSTOMER, ORDERS, PER_ITEM, REPO, T0, orders_table
 
@@ -173,6 +174,7 @@ def test_a_definition_with_a_missing_column_is_refused(fws: Workspace, explains:
 
 
 def test_training_dataset_is_a_version_with_lineage(fws: Workspace) -> None:
+    fws.features.apply()
     fws.datasets.add(
         "requests",
         _entity_rows(50, 3).append_column("label", pa.array([i % 2 for i in range(50)])),
@@ -184,7 +186,7 @@ def test_training_dataset_is_a_version_with_lineage(fws: Workspace) -> None:
     table = fws.datasets.read(ref)
     assert table.num_rows == 50 and {"amount", "amount_per_item", "label"} <= set(table.column_names)
     parents = {n.id for n in fws.catalog.lineage.graph(ref.node_id, "upstream").nodes}
-    assert {"dataset:orders@1", "dataset:requests@1"} <= parents
+    assert {"dataset:orders@1", "dataset:requests@1", "feature_view:orders_latest@1"} <= parents
 
 
 def test_definitions_load_from_the_module_in_keel_toml(fws: Workspace) -> None:
@@ -201,3 +203,48 @@ def test_definitions_load_from_the_module_in_keel_toml(fws: Workspace) -> None:
     assert ws.features.repo.feature_names() == ("amount",)
     assert REPO.feature_names()[0] == "amount" and PER_ITEM.name == "amount_per_item"
     ws.close()
+
+
+def test_a_row_one_microsecond_later_is_never_joined() -> None:
+    view = FeatureView(
+        "v", entity=CUSTOMER, source="s", timestamp="ts", ttl=dt.timedelta(days=1), features=("x",)
+    )
+    at = T0 + dt.timedelta(hours=1)
+    feats = pa.table(
+        {
+            "customer_id": [1, 1],
+            "ts": pa.array(
+                [at + dt.timedelta(microseconds=1), at - dt.timedelta(hours=1)], pa.timestamp("us", "UTC")
+            ),
+            "x": [99.0, 1.0],
+        }
+    )
+    rows = pa.table({"customer_id": [1], "event_time": pa.array([at], pa.timestamp("us", "UTC"))})
+    out = pa.Table.from_batches(list(point_in_time(rows, "event_time", [(view, feats, ["x"])])))
+    assert out.column("x").to_pylist() == [1.0]
+
+
+def test_ties_on_event_time_go_to_the_row_stored_last() -> None:
+    view = FeatureView(
+        "v", entity=CUSTOMER, source="s", timestamp="ts", ttl=dt.timedelta(days=1), features=("x",)
+    )
+    feats = pa.table(
+        {"customer_id": [1, 1, 1], "ts": pa.array([T0] * 3, pa.timestamp("us", "UTC")), "x": [1.0, 2.0, 3.0]}
+    )
+    rows = pa.table({"customer_id": [1], "event_time": pa.array([T0], pa.timestamp("us", "UTC"))})
+    out = pa.Table.from_batches(list(point_in_time(rows, "event_time", [(view, feats, ["x"])])))
+    assert out.column("x").to_pylist() == [3.0]
+
+
+def test_pandas_mode_functions_give_the_same_values(fws: Workspace) -> None:
+    as_pandas = DerivedFeature(
+        "per_item_pd", lambda df: df["amount"] / df["items"], inputs=("amount", "items"), mode="pandas"
+    )
+    fws.features.use(FeatureRepo(entities=(CUSTOMER,), views=(ORDERS,), derived=(PER_ITEM, as_pandas)))
+    out = fws.features.get_historical_features(_entity_rows(100, 5), ["amount_per_item", "per_item_pd"])
+    assert out.column("per_item_pd").to_pylist() == out.column("amount_per_item").to_pylist()
+    fws.features.materialize(now=T0 + dt.timedelta(days=29))
+    online = fws.features.get_online_features(
+        [{"customer_id": 1}], ["per_item_pd", "amount_per_item"], now=T0 + dt.timedelta(days=29)
+    )
+    assert online.rows[0]["per_item_pd"] == online.rows[0]["amount_per_item"]

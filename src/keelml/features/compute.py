@@ -26,10 +26,8 @@ class FeatureFunctionError(InvalidInputError):
 def _call(feature: DerivedFeature, batch: pa.Table) -> pa.Array | pa.ChunkedArray:
     arg: Any = batch.to_pandas() if feature.mode == "pandas" else batch
     result = feature.fn(arg)
-    if isinstance(result, pa.ChunkedArray | pa.Array):
-        values = result
-    else:
-        values = pa.array(list(result) if not hasattr(result, "__arrow_array__") else result)
+    # an arrow array as is; a list, numpy array or pandas Series converted
+    values = result if isinstance(result, pa.ChunkedArray | pa.Array) else pa.array(result)
     if len(values) != batch.num_rows:
         raise ValueError(f"returned {len(values)} values for {batch.num_rows} rows")
     return values

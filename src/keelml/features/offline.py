@@ -125,7 +125,9 @@ def point_in_time(
         # Ties on (keys, event time) go to the row stored last, as in materialize: the ASOF key is
         # (event time, position) packed into one 128-bit integer, cheaper than de-duplicating first.
         con.register("e_raw", rows.append_column("__row", pa.array(np.arange(rows.num_rows, dtype=np.int64))))
-        con.execute(f"CREATE TEMP VIEW e AS SELECT *, {_packed(_q(timestamp), str(_LOW))} AS __k FROM e_raw")
+        con.execute(
+            f"CREATE TEMP VIEW e AS SELECT *, {_packed(_q(timestamp), str(_LOW - 1))} AS __k FROM e_raw"
+        )
         selects, joins = ["e.* EXCLUDE (__row, __k)"], []
         for i, (view, table, cols) in enumerate(views):
             alias, ts = f"v{i}", f"__ts{i}"

@@ -158,15 +158,18 @@ class FeatureStore:
         """
         table, entity_ref = self._entity_table(entity_rows)
         result = self.get_historical_features(table, features, timestamp=timestamp)
-        sources = {self._source(v)[0] for v, _ in self._views_for(plan_derived(self.repo, features)[0])}
+        used = [v for v, _ in self._views_for(plan_derived(self.repo, features)[0])]
+        sources = {self._source(v)[0].node_id for v in used}
+        for view in used:  # the registered definition too, when `apply` has recorded this version
+            node = registry.latest_node(self._ws.catalog.lineage, "feature_view", view.name)
+            if node is not None and node[1] == self.repo.digest(view):
+                sources.add(f"feature_view:{view.name}@{node[0]}")
         ref: DatasetRef = self._ws.datasets.add(
             name, result, label=label, time=timestamp, source_name=f"features:{','.join(features)}"
         )
         catalog = self._ws.catalog
         with catalog.begin() as conn:
-            for parent in sorted(
-                {*(s.node_id for s in sources), *([entity_ref.node_id] if entity_ref else [])}
-            ):
+            for parent in sorted({*sources, *([entity_ref.node_id] if entity_ref else [])}):
                 if parent != ref.node_id:
                     catalog.lineage.add_edge(conn, parent, ref.node_id, "features")
         return ref
