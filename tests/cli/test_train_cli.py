@@ -9,6 +9,7 @@ import pytest
 
 from tests.cli.conftest import Result
 from tests.train.conftest import loans
+from tests.train.test_text import make_tiny_base
 
 Keel = Callable[..., Result]
 
@@ -118,3 +119,35 @@ def test_config_file_with_unknown_keys_is_refused(trained: Path, keel: Keel, tmp
     result = keel("-w", trained, "train", "tabular", "--config", bad)
     assert result.code == 6 and "unknown keys: layers" in result.err
     assert keel("-w", trained, "train", "tabular", "--config", tmp_path / "none.toml").code == 3
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_base(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def test_train_text_with_a_local_base_registers_the_adapter(
+    trained: Path, keel: Keel, tmp_path: Path, tiny_base: Path
+) -> None:
+    from tests.train.test_text import reviews
+
+    pq.write_table(reviews(80), tmp_path / "reviews.parquet")
+    assert (
+        keel("-w", trained, "data", "add", "reviews", tmp_path / "reviews.parquet", "--label", "score").code
+        == 0
+    )
+    result = keel(
+        "-w", trained, "train", "text", "--data", "reviews", "--text", "review", "--base", tiny_base,
+        "--peft", "lora", "--epochs", "2", "--name", "review-clf",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "trainable parameters" in result.out and "registered review-clf@1" in result.out
+    import mlflow
+
+    folder = mlflow.artifacts.download_artifacts("models:/review-clf/1")
+    requirements = (Path(folder) / "requirements.txt").read_text()
+    assert "peft==" in requirements and "transformers==" in requirements
+    missing = keel(
+        "-w", trained, "train", "text", "--data", "reviews", "--text", "review", "--base", "org/not-here"
+    )
+    assert missing.code == 3 and "not available offline" in missing.err

@@ -16,12 +16,15 @@ from keelml.train.text import TextClassifier, train_text
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_base(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def make_tiny_base(folder: Path) -> Path:
     """A randomly initialised one-layer BERT with MiniLM's tokenizer, saved as a local base model."""
     import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
         vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
         max_position_embeddings=64,

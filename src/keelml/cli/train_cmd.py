@@ -12,7 +12,8 @@ from rich.table import Table
 from keelml.cli.context import emit_json, out, progress_bar, workspace
 from keelml.core.errors import ConfigError, InvalidInputError, SourceNotFoundError
 from keelml.data.slices import parse_slice_option, slices_from_config
-from keelml.train.config import TabularConfig
+from keelml.train.config import TabularConfig, TextConfig
+from keelml.train.text import TextResult
 
 app = typer.Typer(
     help="Train models on dataset versions (tracked in MLflow, registered).", no_args_is_help=True
@@ -49,24 +50,69 @@ def tabular(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Train a tabular classifier; evaluate overall and per slice; track and register it."""
-    from keelml.pipeline.training import train_tabular
-
     raw = _read_config(config_file) if config_file else {}
-    data = data or raw.pop("data", None)
-    name = name or raw.pop("name", None)
-    raw.pop("data", None), raw.pop("name", None)
+    flags = {"model": model, "label": label, "epochs": epochs, "seed": seed}
+    _train(ctx, raw, flags, TabularConfig, data, name, config_file, slice_opts, no_register, as_json)
+
+
+@app.command("text")
+def text(
+    ctx: typer.Context,
+    data: str | None = typer.Option(None, "--data", "-d", help="Dataset version NAME[@V] (default latest)."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Registered model name (default: DATA-clf)."),
+    config_file: Path | None = typer.Option(None, "--config", "-c", help="TOML: data, name and config keys."),
+    text_column: str | None = typer.Option(None, "--text", help="Text column (default: text)."),
+    base: str | None = typer.Option(
+        None, "--base", help="minilm (bundled, default) or a local model folder."
+    ),
+    peft: str | None = typer.Option(None, "--peft", help="lora (default), ia3 or full."),
+    label: str | None = typer.Option(None, "--label", help="Label column (default: the dataset's)."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed."),
+    slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
+    no_register: bool = typer.Option(False, "--no-register", help="Track the run but do not register."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Fine-tune a text classifier offline (LoRA, IA3 or full); evaluate, track and register it."""
+    raw = _read_config(config_file) if config_file else {}
+    flags = {"text": text_column, "base": base, "peft": peft, "label": label, "epochs": epochs, "seed": seed}
+    _train(ctx, raw, flags, TextConfig, data, name, config_file, slice_opts, no_register, as_json)
+
+
+def _train(
+    ctx: typer.Context,
+    raw: dict[str, Any],
+    flags: dict[str, Any],
+    kind: type[TabularConfig] | type[TextConfig],
+    data: str | None,
+    name: str | None,
+    config_file: Path | None,
+    slice_opts: list[str],
+    no_register: bool,
+    as_json: bool,
+) -> None:
+    from keelml.pipeline.training import train_and_register
+
+    data = data or raw.get("data")
+    name = name or raw.get("name")
+    raw = {k: v for k, v in raw.items() if k not in ("data", "name")}
     if data is None:
         raise InvalidInputError(
             "no dataset to train on", expected="--data NAME[@V] or data = ... in --config", fix="pass --data"
         )
-    flags = {"model": model, "label": label, "epochs": epochs, "seed": seed}
     raw.update({k: v for k, v in flags.items() if v is not None})
-    config = TabularConfig.from_mapping(raw, str(config_file) if config_file else "the options")
+    config = kind.from_mapping(raw, str(config_file) if config_file else "the options")
     ws = workspace(ctx)
-    slices = [*slices_from_config(ws.config.model_extra), *(parse_slice_option(s) for s in slice_opts)]
+    ref = ws.datasets.ref(data)
+    columns = set(ws.catalog.get_version(ref.name, ref.version).schema)
+    # [slices] of keel.toml that apply to this dataset's columns
+    declared = [s for s in slices_from_config(ws.config.model_extra) if s.columns() <= columns]
+    slices = [*declared, *(parse_slice_option(s) for s in slice_opts)]
     model_name = name or f"{data.split('@')[0]}-clf"
     with progress_bar() as bar:
-        run = train_tabular(
+        run = train_and_register(
             ws, data, name=model_name, config=config, slices=slices, progress=bar, register=not no_register
         )
     result = run.trained.result
@@ -85,11 +131,16 @@ def tabular(
         return
     history = result.history
     stop = "early stop" if history.stopped_early else "all epochs"
+    what = config.model if isinstance(config, TabularConfig) else f"{config.base} ({config.peft})"
     out.print(
-        f"trained {config.model} on {run.trained.dataset} ({result.sizes['train']} train / "
+        f"trained {what} on {run.trained.dataset} ({result.sizes['train']} train / "
         f"{result.sizes['validation']} validation / {result.sizes['test']} test rows); "
         f"{len(history.epochs)} epochs ({stop}), best epoch {history.best_epoch}"
     )
+    if isinstance(result, TextResult):
+        share = result.trainable_parameters / result.total_parameters
+        counts = f"{result.trainable_parameters:,} of {result.total_parameters:,}"
+        out.print(f"trainable parameters: {counts} ({share:.2%})")
     table = Table("part", "rows", "accuracy", "F1 (macro)", "AUROC", "ECE")
     parts = {
         "test": result.evaluation.overall,

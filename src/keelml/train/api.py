@@ -17,8 +17,9 @@ from keelml.core.progress import Progress
 from keelml.core.refs import ArtifactRef, DatasetRef
 from keelml.core.tracking import RunLogger
 from keelml.core.workspace import Workspace, workspace_accessor
-from keelml.train.config import TabularConfig
+from keelml.train.config import TabularConfig, TextConfig
 from keelml.train.tabular import SliceLike, TabularResult, train_tabular
+from keelml.train.text import TextResult, train_text
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -39,7 +40,7 @@ class TrainedModel:
     artifact: ArtifactRef
     config: dict[str, Any]
     config_digest: str
-    result: TabularResult
+    result: TabularResult | TextResult
 
     def metrics(self) -> dict[str, float]:
         """Flat metric names: ``test_accuracy``, ``slice_NAME_accuracy``, ..."""
@@ -82,6 +83,34 @@ class Training:
         artifact = self._ws.artifacts.put_bytes(result.model.to_bytes())
         as_json = config.to_json()
         return TrainedModel("tabular", ref, artifact, as_json, config_digest(as_json), result)
+
+    def text(
+        self,
+        data: str | DatasetRef,
+        config: TextConfig | None = None,
+        *,
+        slices: Sequence[SliceLike] = (),
+        progress: Progress | None = None,
+        logger: RunLogger | None = None,
+    ) -> TrainedModel:
+        """Fine-tune a text classifier (LoRA by default) on a dataset version."""
+        config = config or TextConfig()
+        datasets: Any = self._ws.datasets
+        ref: DatasetRef = datasets.ref(data)
+        label = config.label or datasets.dataset(ref.name).label_column
+        if label is None:
+            raise InvalidInputError(
+                f"dataset {ref.name!r} has no label column and none was given",
+                expected="a label column",
+                received="none",
+                fix="pass --label COLUMN",
+            )
+        result = train_text(
+            datasets.read(ref), config, label=label, slices=slices, progress=progress, logger=logger
+        )
+        artifact = self._ws.artifacts.put_bytes(result.model.to_bytes())
+        as_json = config.to_json()
+        return TrainedModel("text", ref, artifact, as_json, config_digest(as_json), result)
 
 
 @workspace_accessor("training")

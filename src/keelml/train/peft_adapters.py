@@ -45,6 +45,9 @@ def load_base(path: Path) -> tuple[Any, Any]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it untyped
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

@@ -73,9 +73,15 @@ class TextClassifier:
         )  # fmt: skip
         return batch["input_ids"], batch["attention_mask"]
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float64]:
+    def predict_proba(self, rows: Sequence[str] | Any, batch_size: int = 64) -> npt.NDArray[np.float64]:
+        """Class probabilities for texts (or a DataFrame / Arrow table: its text column)."""
         import torch
 
+        raw: Any = rows
+        frame: Any = raw.to_pandas() if hasattr(raw, "column_names") else raw
+        texts: list[str] = (
+            [str(t) for t in frame[self.config.text].tolist()] if hasattr(frame, "columns") else list(frame)
+        )
         self.module.eval()
         out = []
         with torch.no_grad():
