@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from keelml import Workspace
-from keelml.core.errors import ColumnNotFoundError
+from keelml.core.errors import ColumnNotFoundError, InvalidInputError
 from keelml.features import (
     DerivedFeature,
     FeatureFunctionError,
@@ -248,3 +248,16 @@ def test_pandas_mode_functions_give_the_same_values(fws: Workspace) -> None:
         [{"customer_id": 1}], ["per_item_pd", "amount_per_item"], now=T0 + dt.timedelta(days=29)
     )
     assert online.rows[0]["per_item_pd"] == online.rows[0]["amount_per_item"]
+
+
+def test_view_qualified_names(fws: Workspace, explains: Callable[..., str]) -> None:
+    rows = _entity_rows(5, 1)
+    qualified = fws.features.get_historical_features(rows, ["orders_latest:amount"])
+    assert qualified.column("amount").equals(
+        fws.features.get_historical_features(rows, ["amount"]).column("amount")
+    )
+    with pytest.raises(InvalidInputError) as info:
+        fws.features.get_historical_features(rows, ["orders_latest:nope"])
+    explains(info.value, "nope")
+    with pytest.raises(InvalidInputError):
+        fws.features.get_historical_features(rows, ["no_view:amount"])

@@ -112,6 +112,14 @@ def plan_derived(repo: FeatureRepo, wanted: Sequence[str]) -> tuple[list[str], l
         if feature not in order:
             order.append(feature)
 
-    for name in wanted:
-        visit(name.split(":", 1)[-1], ())
+    for ref in wanted:
+        view, _, name = ref.rpartition(":")
+        if view and name not in repo.view(view).features:
+            raise InvalidInputError(
+                f"feature view {view!r} has no feature {name!r}",
+                expected=f"one of {', '.join(repo.view(view).features)}",
+                received=ref,
+                fix="write VIEW:FEATURE with a feature of that view, or just FEATURE",
+            )
+        visit(name, ())
     return needed_stored, order
