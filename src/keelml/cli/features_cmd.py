@@ -93,7 +93,9 @@ def retrieve(
 @app.command("materialize")
 def materialize(
     ctx: typer.Context,
-    incremental: bool = typer.Option(False, "--incremental", help="Only rows newer than the last run."),
+    incremental: bool = typer.Option(
+        False, "--incremental", help="Write only entities with rows newer than the last run."
+    ),
     now: str | None = typer.Option(None, "--now", help="Materialize as of this time (default: now)."),
     as_json: bool = JSON,
 ) -> None:

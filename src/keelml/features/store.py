@@ -191,7 +191,8 @@ class FeatureStore:
     def materialize(self, *, incremental: bool = False, now: dt.datetime | None = None) -> MaterializeResult:
         """Write the latest value per entity of every view (event time <= ``now``) to the online store.
 
-        ``incremental`` reads only rows newer than the last run's watermark.
+        ``incremental`` writes only entities with rows newer than the last run's watermark (the source
+        is still scanned, but nothing is cleared and unchanged entities are not rewritten).
         """
         cutoff = now or dt.datetime.now(dt.UTC)
         results: list[ViewMaterialization] = []
