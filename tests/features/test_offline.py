@@ -83,6 +83,12 @@ def test_entity_rows_without_timestamps_are_refused(fws: Workspace, explains: Ca
     with pytest.raises(MissingTimestampError) as info:
         fws.features.get_historical_features(pa.table({"customer_id": [1]}), ["amount"])
     explains(info.value, "event_time")
+    empty = pa.table(
+        {"customer_id": pa.array([], pa.int64()), "event_time": pa.array([], pa.timestamp("us", "UTC"))}
+    )
+    with pytest.raises(InvalidInputError) as info:
+        fws.features.get_historical_features(empty, ["amount"])
+    explains(info.value, "no entity rows")
     with_null = pa.table(
         {"customer_id": [1, 2], "event_time": pa.array([T0, None], pa.timestamp("us", "UTC"))}
     )

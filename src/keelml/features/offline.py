@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keelml.core.errors import ColumnNotFoundError, InvalidInputError
+from keelml.core.errors import ColumnNotFoundError, EmptySourceError, InvalidInputError
 from keelml.features.definitions import FeatureNameConflictError, FeatureView
 
 UTC_US = pa.timestamp("us", "UTC")
@@ -57,6 +57,13 @@ def require(table: pa.Table, columns: Sequence[str], what: str, fix: str) -> Non
 
 
 def check_entity_rows(rows: pa.Table, timestamp: str, keys: Sequence[str]) -> pa.Table:
+    if rows.num_rows == 0:
+        raise EmptySourceError(
+            "there are no entity rows to join features onto",
+            expected="at least one row with entity keys and a timestamp",
+            received=f"0 rows (columns {', '.join(rows.column_names) or 'none'})",
+            fix="pass the rows of the training set (keys, timestamp and label)",
+        )
     if timestamp not in rows.column_names:
         raise MissingTimestampError(
             f"the entity rows have no timestamp column {timestamp!r}",
