@@ -32,6 +32,17 @@ def _at_least(name: str, value: float, low: float, flag: str) -> None:
         )
 
 
+def _refuse_unknown_keys(raw: Mapping[str, Any], known: set[str], source: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source} has unknown keys: {', '.join(unknown)}",
+            expected=f"keys among {', '.join(sorted(known))}",
+            received=", ".join(unknown),
+            fix="remove or rename them",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class TabularConfig:
     """How to train a tabular classifier. ``label=None`` uses the dataset's label column."""
@@ -91,15 +102,7 @@ class TabularConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TabularConfig:
         """Build from a TOML/JSON table; unknown keys are an error that names the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source} has unknown keys: {', '.join(unknown)}",
-                expected=f"keys among {', '.join(sorted(known))}",
-                received=", ".join(unknown),
-                fix="remove or rename them",
-            )
+        _refuse_unknown_keys(raw, {f.name for f in fields(cls)}, source)
         values = dict(raw)
         for key in ("hidden", "features"):
             if isinstance(values.get(key), list):
@@ -170,15 +173,7 @@ class TextConfig:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TextConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source} has unknown keys: {', '.join(unknown)}",
-                expected=f"keys among {', '.join(sorted(known))}",
-                received=", ".join(unknown),
-                fix="remove or rename them",
-            )
+        _refuse_unknown_keys(raw, {f.name for f in fields(cls)}, source)
         values = dict(raw)
         if isinstance(values.get("target_modules"), list):
             values["target_modules"] = tuple(values["target_modules"])
