@@ -20,6 +20,7 @@ sets them by simulation (keelml.monitor.calibration) and reports say when a thre
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -113,15 +114,17 @@ class ConceptDriftConfig:
 
 
 @dataclass
-class _RiverDetector:
+class _RiverDetector(ABC):
     config: ConceptDriftConfig = field(default_factory=ConceptDriftConfig)
     name: str = "river"
 
+    @abstractmethod
     def _make(self) -> Any:
-        raise NotImplementedError
+        """The river detector, configured."""
 
+    @abstractmethod
     def _threshold(self) -> float:
-        raise NotImplementedError
+        """The alarm threshold in use (for the report)."""
 
     def __post_init__(self) -> None:
         self.reset()

@@ -16,6 +16,7 @@ model's predicted probabilities with a multiple-testing correction (Rabanser et 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -79,7 +80,7 @@ def _as_2d(batch: Any, where: str) -> Array:
 
 
 @dataclass
-class _RowDetector:
+class _RowDetector(ABC):
     reference: Any
     config: MultivariateConfig = field(default_factory=MultivariateConfig)
     name: str = "rows"
@@ -138,8 +139,9 @@ class _RowDetector:
             return
         self._report = self._test(tuple(findings))
 
+    @abstractmethod
     def _test(self, findings: tuple[str, ...]) -> DriftReport:
-        raise NotImplementedError
+        """The detector's own test on the filled reference and current windows."""
 
     def _decide(self, statistic: float, null: Array, findings: tuple[str, ...]) -> DriftReport:
         p = permutation_p_value(statistic, null)
