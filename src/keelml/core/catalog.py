@@ -25,7 +25,7 @@ from keelml.core.errors import (
 )
 from keelml.core.lineage import Lineage
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def utcnow() -> dt.datetime:

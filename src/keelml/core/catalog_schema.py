@@ -6,10 +6,13 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -74,5 +77,85 @@ pins = Table(
     metadata,
     Column("node_id", String(512), ForeignKey("nodes.id"), primary_key=True),
     Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- operations tables (migration 0002). Each has a JSON ``details`` column: a capability that needs
+# more fields puts them there instead of adding a migration of its own.
+
+privacy_ledger = Table(
+    "privacy_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(128), nullable=False, index=True),
+    Column("dataset_version", Integer),
+    Column("kind", String(32), nullable=False),  # dp-train, dp-synth, federated, ...
+    Column("run_id", String(128)),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("accountant", String(32), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+monitor_profiles = Table(
+    "monitor_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(256), nullable=False, index=True),
+    Column("source", Text, nullable=False),  # dataset ref or request-log window
+    Column("row_count", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # serialised mergeable sketches
+    Column("details", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(256), nullable=False, index=True),
+    Column("window_start", DateTime(timezone=True)),
+    Column("window_end", DateTime(timezone=True)),
+    Column("check_name", String(128), nullable=False),
+    Column("target", String(256)),  # feature, slice or group the value is about
+    Column("value", Float),
+    Column("p_value", Float),
+    Column("alarm", Boolean, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(256), nullable=False, index=True),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("dedup_key", String(512), nullable=False, index=True),
+    Column("value", Float),
+    Column("message", Text, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+)
+
+benchmark_results = Table(
+    "benchmark_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(256), nullable=False, index=True),
+    Column("model_version", Integer, nullable=False),
+    Column("hardware", String(128), nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("seq_len", Integer),
+    Column("p50_ms", Float, nullable=False),
+    Column("p90_ms", Float, nullable=False),
+    Column("p99_ms", Float, nullable=False),
+    Column("throughput", Float, nullable=False),  # predictions per second
+    Column("peak_memory_mb", Float),
+    Column("size_bytes", BigInteger),
+    Column("cost_per_million", Float),
+    Column("details", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
