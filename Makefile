@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: any other version would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	sh scripts/install-system-packages.sh
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -20,6 +20,7 @@ from keelml.cli import (
     models_cmd,
     quality_cmd,
     train_cmd,
+    ui_cmd,
     workspace_cmd,
 )
 from keelml.cli.context import State, err
@@ -40,6 +41,7 @@ app.add_typer(features_cmd.app, name="features")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
+ui_cmd.register(app)
 
 
 @app.callback()
