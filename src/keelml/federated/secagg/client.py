@@ -1,0 +1,265 @@
+"""The client side of SecAgg+: one object per client and round, driven by server messages.
+
+The whole state round-trips through :meth:`SecAggClient.to_bytes`, so a Flower ClientApp that is
+rebuilt for every message (as in simulation and deployment) keeps its keys and shares in the node's
+context state between phases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from keelml.federated.secagg import crypto, shamir
+from keelml.federated.secagg.config import RoundPlan
+from keelml.federated.secagg.errors import MessageRejectedError, ThresholdNotMetError
+from keelml.federated.secagg.fixedpoint import encode
+from keelml.federated.secagg.wire import SERVER, Message, Phase
+
+SHARE_INFO = b"keelml/secagg/v1/share-encryption"
+PAIR_INFO = b"keelml/secagg/v1/pairwise-mask"
+
+
+def share_associated_data(round_id: bytes, sender: int, receiver: int) -> bytes:
+    """What a sealed share is bound to: this round, the share phase, its sender and its receiver."""
+    return round_id + struct.pack("<BQQ", int(Phase.SHARE_KEYS), sender, receiver)
+
+
+def pair_seed(private: bytes, peer_public: bytes, round_id: bytes, a: int, b: int) -> bytes:
+    """The 256-bit seed of the pairwise mask between clients ``a`` and ``b`` (symmetric in a, b)."""
+    low, high = min(a, b), max(a, b)
+    return crypto.agree(private, peer_public, round_id, PAIR_INFO + struct.pack("<QQ", low, high))
+
+
+@dataclass
+class ClientState:
+    cid: int
+    round_id: bytes = b""
+    next_phase: Phase | None = None  # None: idle, only a new ADVERTISE is accepted
+    plan: dict[str, Any] = field(default_factory=dict)
+    neighbours: list[int] = field(default_factory=list)
+    c_sk: bytes = b""
+    c_pk: bytes = b""
+    s_sk: bytes = b""
+    s_pk: bytes = b""
+    self_seed: bytes = b""
+    peer_keys: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # v -> (c_pk, s_pk)
+    shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # v -> (b share, s_sk share)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "cid": self.cid,
+                "round_id": self.round_id.hex(),
+                "next_phase": None if self.next_phase is None else int(self.next_phase),
+                "plan": self.plan,
+                "neighbours": self.neighbours,
+                "keys": [k.hex() for k in (self.c_sk, self.c_pk, self.s_sk, self.s_pk, self.self_seed)],
+                "peer_keys": {str(v): [c.hex(), s.hex()] for v, (c, s) in self.peer_keys.items()},
+                "shares": {str(v): [b.hex(), s.hex()] for v, (b, s) in self.shares.items()},
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ClientState:
+        raw = json.loads(text)
+        c_sk, c_pk, s_sk, s_pk, seed = (bytes.fromhex(k) for k in raw["keys"])
+        return cls(
+            cid=raw["cid"],
+            round_id=bytes.fromhex(raw["round_id"]),
+            next_phase=None if raw["next_phase"] is None else Phase(raw["next_phase"]),
+            plan=raw["plan"],
+            neighbours=raw["neighbours"],
+            c_sk=c_sk,
+            c_pk=c_pk,
+            s_sk=s_sk,
+            s_pk=s_pk,
+            self_seed=seed,
+            peer_keys={
+                int(v): (bytes.fromhex(c), bytes.fromhex(s)) for v, (c, s) in raw["peer_keys"].items()
+            },
+            shares={int(v): (bytes.fromhex(b), bytes.fromhex(s)) for v, (b, s) in raw["shares"].items()},
+        )
+
+
+class SecAggClient:
+    """Answers the four server messages of a round; refuses anything out of order."""
+
+    def __init__(self, cid: int, state: ClientState | None = None) -> None:
+        self.state = state if state is not None else ClientState(cid)
+
+    def to_bytes(self) -> bytes:
+        return self.state.to_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SecAggClient:
+        state = ClientState.from_json(data.decode())
+        return cls(state.cid, state)
+
+    @property
+    def needs_update(self) -> bool:
+        """Whether the next message is the one that asks for this client's (masked) update."""
+        return self.state.next_phase == Phase.MASKED_INPUT
+
+    def handle(self, data: bytes, update: npt.NDArray[np.floating] | None = None) -> bytes:
+        msg = Message.from_bytes(data)
+        st = self.state
+        if msg.phase == Phase.ADVERTISE:  # a new round always starts here and discards the old one
+            msg.expect(round_id=msg.round_id, phase=Phase.ADVERTISE, sender=SERVER, receiver=st.cid)
+            reply = self._advertise(msg)
+        else:
+            if st.next_phase is None:
+                raise MessageRejectedError(
+                    "secure-aggregation message outside a round",
+                    expected="an ADVERTISE message first",
+                    received=f"phase {msg.phase.name} with no round in progress (replayed or late)",
+                    fix="drop the message",
+                )
+            msg.expect(round_id=st.round_id, phase=st.next_phase, sender=SERVER, receiver=st.cid)
+            if msg.phase == Phase.SHARE_KEYS:
+                reply = self._share_keys(msg)
+            elif msg.phase == Phase.MASKED_INPUT:
+                if update is None:
+                    raise ValueError("the MASKED_INPUT phase needs this client's update")
+                reply = self._masked_input(msg, update)
+            else:
+                reply = self._unmask(msg)
+        return reply.to_bytes()
+
+    # -- phases ---------------------------------------------------------------------------------
+
+    def _reply(self, phase: Phase, body: dict[str, Any], payload: bytes = b"") -> Message:
+        return Message(phase, self.state.round_id, self.state.cid, SERVER, body, payload)
+
+    def _plan(self) -> RoundPlan:
+        return RoundPlan(**self.state.plan)
+
+    def _advertise(self, msg: Message) -> Message:
+        st = self.state
+        neighbours = [int(v) for v in msg.body["neighbours"]]
+        plan = RoundPlan(**msg.body["plan"])
+        if st.cid in neighbours or len(set(neighbours)) != len(neighbours) or plan.threshold < 2:
+            raise MessageRejectedError(
+                "inconsistent round plan",
+                expected="distinct neighbours other than this client and a threshold >= 2",
+                received=f"neighbours={neighbours}, threshold={plan.threshold}",
+                fix="check the server's configuration",
+            )
+        fresh = ClientState(st.cid, round_id=msg.round_id, next_phase=Phase.SHARE_KEYS)
+        fresh.plan = msg.body["plan"]
+        fresh.neighbours = neighbours
+        c, s = crypto.KeyPair.generate(), crypto.KeyPair.generate()
+        fresh.c_sk, fresh.c_pk, fresh.s_sk, fresh.s_pk = c.private, c.public, s.private, s.public
+        self.state = fresh
+        return self._reply(Phase.ADVERTISE, {"c_pk": c.public.hex(), "s_pk": s.public.hex()})
+
+    def _share_keys(self, msg: Message) -> Message:
+        st = self.state
+        keys = {int(v): (bytes.fromhex(c), bytes.fromhex(s)) for v, (c, s) in msg.body["keys"].items()}
+        if not set(keys) <= set(st.neighbours):
+            raise MessageRejectedError(
+                "public keys for clients that are not this client's neighbours",
+                expected=f"a subset of {sorted(st.neighbours)}",
+                received=str(sorted(set(keys) - set(st.neighbours))),
+                fix="drop the message",
+            )
+        flat = [k for pair in keys.values() for k in pair] + [st.c_pk, st.s_pk]
+        if len(set(flat)) != len(flat):
+            raise MessageRejectedError(
+                "repeated public keys",
+                expected="distinct keys per client",
+                received="a key seen twice",
+                fix="drop the round",
+            )
+        plan = self._plan()
+        _need(len(keys), plan.threshold, f"client {st.cid}: neighbours that advertised keys")
+        st.peer_keys = keys
+        st.self_seed = os.urandom(shamir.SECRET_BYTES)
+        xs = [v + 1 for v in keys]  # share points must be non-zero
+        b_shares = shamir.split(st.self_seed, plan.threshold, xs)
+        sk_shares = shamir.split(st.s_sk, plan.threshold, xs)
+        sealed = {}
+        for v, (c_pk, _) in keys.items():
+            key = crypto.agree(st.c_sk, c_pk, st.round_id, SHARE_INFO)
+            plaintext = b_shares[v + 1] + sk_shares[v + 1]
+            sealed[str(v)] = crypto.seal(key, plaintext, share_associated_data(st.round_id, st.cid, v)).hex()
+        st.next_phase = Phase.MASKED_INPUT
+        return self._reply(Phase.SHARE_KEYS, {"sealed": sealed})
+
+    def _masked_input(self, msg: Message, update: npt.NDArray[np.floating]) -> Message:
+        st = self.state
+        plan = self._plan()
+        senders = {int(v): bytes.fromhex(ct) for v, ct in msg.body["sealed"].items()}
+        unknown = set(senders) - set(st.peer_keys)
+        if unknown:
+            raise MessageRejectedError(
+                "sealed shares from clients that never advertised keys to this client",
+                expected=f"senders among {sorted(st.peer_keys)}",
+                received=str(sorted(unknown)),
+                fix="drop the message",
+            )
+        _need(len(senders), plan.threshold, f"client {st.cid}: neighbours that sent shares")
+        encoded = encode(update, plan)  # raises before any masked value leaves the client
+        shares = {}
+        for v, sealed in senders.items():
+            key = crypto.agree(st.c_sk, st.peer_keys[v][0], st.round_id, SHARE_INFO)
+            plain = crypto.open_sealed(
+                key, sealed, share_associated_data(st.round_id, v, st.cid), f"share from client {v}"
+            )
+            if len(plain) != 2 * shamir.SHARE_BYTES:
+                raise MessageRejectedError("share of the wrong length", received=f"{len(plain)} bytes")
+            shares[v] = (plain[: shamir.SHARE_BYTES], plain[shamir.SHARE_BYTES :])
+        st.shares = shares
+        masked = encoded
+        masked += crypto.expand_mask(st.self_seed, masked.size, plan.modulus_bits)
+        for v in sorted(shares):
+            mask = crypto.expand_mask(
+                pair_seed(st.s_sk, st.peer_keys[v][1], st.round_id, st.cid, v), masked.size, plan.modulus_bits
+            )
+            if st.cid < v:
+                masked += mask
+            else:
+                masked -= mask
+        if plan.modulus_bits < 64:
+            masked &= np.uint64((1 << plan.modulus_bits) - 1)
+        st.next_phase = Phase.UNMASK
+        return self._reply(Phase.MASKED_INPUT, {"length": int(masked.size)}, masked.astype("<u8").tobytes())
+
+    def _unmask(self, msg: Message) -> Message:
+        st = self.state
+        plan = self._plan()
+        survivors = {int(v) for v in msg.body["survivors"]}
+        dropped = {int(v) for v in msg.body["dropped"]}
+        # The one rule that keeps an input secret: never reveal both the self-mask seed and the
+        # masking key of the same client.
+        if survivors & dropped or not (survivors | dropped) <= set(st.shares):
+            raise MessageRejectedError(
+                "inconsistent unmask request",
+                expected="disjoint survivor and dropped sets, all among the neighbours that sent shares",
+                received=f"survivors={sorted(survivors)}, dropped={sorted(dropped)}",
+                fix="abort the round: answering could reveal a client's input",
+            )
+        _need(len(survivors), plan.threshold, f"client {st.cid}: surviving neighbours")
+        st.next_phase = None  # answer once; a replayed unmask request is refused
+        body = {
+            "b": {str(v): st.shares[v][0].hex() for v in sorted(survivors)},
+            "sk": {str(v): st.shares[v][1].hex() for v in sorted(dropped)},
+        }
+        st.shares, st.self_seed, st.s_sk, st.c_sk = {}, b"", b"", b""
+        return self._reply(Phase.UNMASK, body)
+
+
+def _need(have: int, threshold: int, what: str) -> None:
+    if have < threshold:
+        raise ThresholdNotMetError(
+            f"too few clients left to continue securely ({what})",
+            expected=f"at least the reconstruction threshold t = {threshold}",
+            received=str(have),
+            fix="lower the threshold, raise the number of neighbours, or sample more reliable clients",
+        )
