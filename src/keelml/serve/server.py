@@ -1,0 +1,114 @@
+"""Run the service on uvicorn: refuse to listen off loopback without an API key, then serve.
+
+With ``workers > 1`` uvicorn starts worker processes that each build the app from environment
+variables (:func:`app_from_env`), so each worker opens the workspace, loads the model, logs and
+reloads on its own (Prometheus sees each worker as a replica).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from keelml.core.errors import ConfigError, InvalidInputError
+from keelml.core.workspace import Workspace
+from keelml.serve.app import create_app
+from keelml.serve.config import ServeConfig
+from keelml.serve.source import OnlineFeatures, RegistrySource
+
+_ENV_ROOT, _ENV_SPEC, _ENV_CONFIG = "KEEL_SERVE_WORKSPACE", "KEEL_SERVE_SPEC", "KEEL_SERVE_CONFIG"
+
+
+def is_loopback(host: str) -> bool:
+    """True only for addresses no other machine can reach.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3")]
+    [True, True, True, False, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve anywhere: treat it as exposed
+
+
+def config_of(ws: Workspace) -> ServeConfig:
+    return ServeConfig.from_mapping((ws.config.model_extra or {}).get("serve"))
+
+
+def api_key_for(host: str, config: ServeConfig) -> str | None:
+    """The API key from ``config.api_key_env``; required off loopback. Never printed."""
+    key = os.environ.get(config.api_key_env) or None
+    if key is not None and len(key) < 16:
+        raise ConfigError(
+            f"the API key in ${config.api_key_env} is too short",
+            expected="at least 16 characters, e.g. secrets.token_urlsafe() (43 characters)",
+            received=f"{len(key)} characters",
+            fix=f"export {config.api_key_env}=<a long random key>",
+        )
+    if key is None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without an API key",
+            expected=f"an API key in ${config.api_key_env} whenever the host is not loopback",
+            received=f"{config.api_key_env} is unset",
+            fix=f"export {config.api_key_env}=<a long random key>, or bind to --host 127.0.0.1",
+        )
+    return key
+
+
+def build_app(ws: Workspace, spec: str, config: ServeConfig, api_key: str | None) -> FastAPI:
+    if "@" not in spec:
+        raise InvalidInputError(
+            f"serve needs a model alias, got {spec!r}",
+            expected="MODEL@ALIAS (e.g. reviews-clf@production) or MODEL@VERSION",
+            received=spec,
+            fix="promote a version with `keel models promote` and serve MODEL@ALIAS",
+        )
+    features = OnlineFeatures(ws, config.features) if config.features else None
+    return create_app(spec, RegistrySource(ws), storage=ws.storage_root, config=config, api_key=api_key,
+                      features=features)  # fmt: skip
+
+
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker process (``--workers N``)."""
+    ws = Workspace.open(Path(os.environ[_ENV_ROOT]))
+    config = ServeConfig.model_validate_json(os.environ[_ENV_CONFIG])
+    return build_app(ws, os.environ[_ENV_SPEC], config, os.environ.get(config.api_key_env) or None)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535 or self.workers < 1:
+            raise InvalidInputError(
+                "invalid --port or --workers",
+                expected="a port in 0..65535 and at least 1 worker",
+                received=f"port={self.port}, workers={self.workers}",
+                fix="e.g. --port 8000 --workers 2",
+            )
+
+
+def serve(ws: Workspace, spec: str, options: ServeOptions, config: ServeConfig | None = None) -> None:
+    """Check the settings, resolve the model once (a clear error before binding), then run uvicorn."""
+    import uvicorn
+
+    cfg = config or config_of(ws)
+    key = api_key_for(options.host, cfg)
+    ws.models.show(spec)  # fail fast on an unknown model or alias, before any worker starts
+    if options.workers == 1:
+        uvicorn.run(build_app(ws, spec, cfg, key), host=options.host, port=options.port,
+                    log_level=options.log_level, access_log=False)  # fmt: skip
+        return
+    os.environ.update({_ENV_ROOT: str(ws.root), _ENV_SPEC: spec, _ENV_CONFIG: cfg.model_dump_json()})
+    uvicorn.run("keelml.serve.server:app_from_env", factory=True, host=options.host, port=options.port,
+                workers=options.workers, log_level=options.log_level, access_log=False)  # fmt: skip

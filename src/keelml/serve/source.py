@@ -1,0 +1,80 @@
+"""Models and features from a workspace: the registry alias, the exported ONNX bundle, the online store.
+
+The only module of the service that touches the workspace; everything else works on the small
+protocols of :mod:`keelml.serve.model` and :mod:`keelml.serve.inputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from keelml.core.errors import ConfigError
+from keelml.core.workspace import Workspace
+from keelml.serve.inputs import RequestError
+from keelml.serve.model import LoadedModel, schema_of
+
+
+def describe(ws: Workspace, info: Any) -> dict[str, Any]:
+    """Lineage and a model-card summary for ``GET /v1/model`` (computed once per loaded version)."""
+    out: dict[str, Any] = {
+        "run_id": info.run_id,
+        "dataset": info.dataset,
+        "aliases": list(info.aliases),
+        "metrics": dict(info.metrics),
+    }
+    try:
+        card = ws.models.card(f"{info.name}@{info.version}")
+        out["lineage"] = [f"{e.src} -> {e.dst} ({e.relation})" for e in card.lineage.edges]
+        out["gates"] = [g.to_json() for g in card.gates]
+        out["limitations"] = card.limitations()
+    except Exception as exc:  # a card is documentation: a gap in it must not stop serving
+        out["card_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return out
+
+
+class RegistrySource:
+    """Resolve NAME@ALIAS through ``ws.models`` and load its ONNX bundle through ``ws.exports``."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+
+    def version_of(self, spec: str) -> int:
+        return int(self._ws.models.show(spec).version)
+
+    def load(self, spec: str) -> LoadedModel:
+        info, model = self._ws.exports.serving_model(spec)
+        return LoadedModel(
+            name=info.name,
+            version=int(info.version),
+            model=model,
+            schema=schema_of(model.info),
+            description=describe(self._ws, info),
+        )
+
+
+class OnlineFeatures:
+    """Entity keys to stored feature values through ``ws.features.get_online_features``."""
+
+    def __init__(self, ws: Workspace, features: Sequence[str]) -> None:
+        self._store = ws.features
+        self.features = tuple(features)
+        views = {f.split(":", 1)[0] for f in features if ":" in f}
+        known = {v.name: v for v in self._store.repo.views}
+        missing = sorted(views - set(known))
+        if missing:
+            raise ConfigError(
+                f"[serve] features name unknown feature views: {', '.join(missing)}",
+                expected=f"VIEW:FEATURE with a view among {', '.join(sorted(known)) or 'none defined'}",
+                received=", ".join(features),
+                fix="correct [serve] features in keel.toml (see `keel features list`)",
+            )
+        self.keys = tuple(dict.fromkeys(k for name in sorted(views) for k in known[name].entity.keys))
+
+    def lookup(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            found = self._store.get_online_features(rows, self.features)
+        except ValueError as exc:  # wrong key types and the like are the caller's mistake
+            raise RequestError(422, "rows", "entity keys the feature store accepts",
+                               str(exc).splitlines()[0][:120]) from None  # fmt: skip
+        return [dict(r) for r in found.rows]
