@@ -37,7 +37,7 @@ class FakeModel:
         if self.delay:
             time.sleep(self.delay)
         z = np.array([self.weight * r["amount"] / 1000 + (r["region"] == "north") for r in rows])
-        bad = 1 / (1 + np.exp(-z))
+        bad = 1 / (1 + np.exp(-np.clip(z, -50, 50)))
         return np.stack([1 - bad, bad], axis=1)
 
 

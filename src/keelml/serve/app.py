@@ -300,7 +300,9 @@ def _document_predict_body(app: FastAPI, state: ServiceState) -> None:
                 feedback = schemas.FeedbackRequest.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
-                doc["components"]["schemas"].update(feedback.pop("$defs", {}))
+                defs = feedback.pop("$defs", {})
+                defs["FeedbackItem"]["properties"]["label"]["enum"] = list(current.schema.classes)
+                doc["components"]["schemas"].update(defs)
                 doc["components"]["schemas"]["FeedbackRequest"] = feedback
                 doc["paths"]["/v1/feedback"]["post"]["requestBody"] = {
                     "required": True,

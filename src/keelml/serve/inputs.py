@@ -104,6 +104,8 @@ def _category(where: str, value: Any, max_text: int) -> str:
         return str(value)
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and value.is_integer():  # JSON Schema counts 3.0 as an integer
+        return str(int(value))
     return _text(where, value, max_text)
 
 
