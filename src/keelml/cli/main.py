@@ -19,6 +19,7 @@ from keelml.cli import (
     lineage_cmd,
     models_cmd,
     quality_cmd,
+    serve_cmd,
     train_cmd,
     ui_cmd,
     workspace_cmd,
@@ -42,6 +43,7 @@ quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
 ui_cmd.register(app)
+serve_cmd.register(app)
 
 
 @app.callback()

@@ -61,14 +61,19 @@ def api_key_for(host: str, config: ServeConfig) -> str | None:
     return key
 
 
-def build_app(ws: Workspace, spec: str, config: ServeConfig, api_key: str | None) -> FastAPI:
-    if "@" not in spec:
+def check_spec(spec: str) -> str:
+    if "@" not in spec or not spec.partition("@")[2]:
         raise InvalidInputError(
             f"serve needs a model alias, got {spec!r}",
             expected="MODEL@ALIAS (e.g. reviews-clf@production) or MODEL@VERSION",
             received=spec,
             fix="promote a version with `keel models promote` and serve MODEL@ALIAS",
         )
+    return spec
+
+
+def build_app(ws: Workspace, spec: str, config: ServeConfig, api_key: str | None) -> FastAPI:
+    check_spec(spec)
     features = OnlineFeatures(ws, config.features) if config.features else None
     return create_app(spec, RegistrySource(ws), storage=ws.storage_root, config=config, api_key=api_key,
                       features=features)  # fmt: skip
@@ -102,6 +107,7 @@ def serve(ws: Workspace, spec: str, options: ServeOptions, config: ServeConfig |
     """Check the settings, resolve the model once (a clear error before binding), then run uvicorn."""
     import uvicorn
 
+    check_spec(spec)
     cfg = config or config_of(ws)
     key = api_key_for(options.host, cfg)
     ws.models.show(spec)  # fail fast on an unknown model or alias, before any worker starts
