@@ -31,7 +31,9 @@ def share_associated_data(round_id: bytes, sender: int, receiver: int) -> bytes:
     return round_id + struct.pack("<BQQ", int(Phase.SHARE_KEYS), sender, receiver)
 
 
-def pair_seed(private: bytes, peer_public: bytes, round_id: bytes, a: int, b: int) -> bytes:
+def pair_seed(
+    private: bytes | crypto.PrivateKey, peer_public: bytes, round_id: bytes, a: int, b: int
+) -> bytes:
     """The 256-bit seed of the pairwise mask between clients ``a`` and ``b`` (symmetric in a, b)."""
     low, high = min(a, b), max(a, b)
     return crypto.agree(private, peer_public, round_id, PAIR_INFO + struct.pack("<QQ", low, high))
@@ -134,7 +136,7 @@ class SecAggClient:
 
     # -- phases ---------------------------------------------------------------------------------
 
-    def _reply(self, phase: Phase, body: dict[str, Any], payload: bytes = b"") -> Message:
+    def _reply(self, phase: Phase, body: dict[str, Any], payload: bytes | memoryview = b"") -> Message:
         return Message(phase, self.state.round_id, self.state.cid, SERVER, body, payload)
 
     def _plan(self) -> RoundPlan:
@@ -185,8 +187,9 @@ class SecAggClient:
         b_shares = shamir.split(st.self_seed, plan.threshold, xs)
         sk_shares = shamir.split(st.s_sk, plan.threshold, xs)
         sealed = {}
+        c_sk = crypto.load_private(st.c_sk)
         for v, (c_pk, _) in keys.items():
-            key = crypto.agree(st.c_sk, c_pk, st.round_id, SHARE_INFO)
+            key = crypto.agree(c_sk, c_pk, st.round_id, SHARE_INFO)
             plaintext = b_shares[v + 1] + sk_shares[v + 1]
             sealed[str(v)] = crypto.seal(key, plaintext, share_associated_data(st.round_id, st.cid, v)).hex()
         st.next_phase = Phase.MASKED_INPUT
@@ -207,8 +210,9 @@ class SecAggClient:
         _need(len(senders), plan.threshold, f"client {st.cid}: neighbours that sent shares")
         encoded = encode(update, plan)  # raises before any masked value leaves the client
         shares = {}
+        c_sk, s_sk = crypto.load_private(st.c_sk), crypto.load_private(st.s_sk)
         for v, sealed in senders.items():
-            key = crypto.agree(st.c_sk, st.peer_keys[v][0], st.round_id, SHARE_INFO)
+            key = crypto.agree(c_sk, st.peer_keys[v][0], st.round_id, SHARE_INFO)
             plain = crypto.open_sealed(
                 key, sealed, share_associated_data(st.round_id, v, st.cid), f"share from client {v}"
             )
@@ -220,7 +224,7 @@ class SecAggClient:
         masked += crypto.expand_mask(st.self_seed, masked.size, plan.modulus_bits)
         for v in sorted(shares):
             mask = crypto.expand_mask(
-                pair_seed(st.s_sk, st.peer_keys[v][1], st.round_id, st.cid, v), masked.size, plan.modulus_bits
+                pair_seed(s_sk, st.peer_keys[v][1], st.round_id, st.cid, v), masked.size, plan.modulus_bits
             )
             if st.cid < v:
                 masked += mask
@@ -229,7 +233,7 @@ class SecAggClient:
         if plan.modulus_bits < 64:
             masked &= np.uint64((1 << plan.modulus_bits) - 1)
         st.next_phase = Phase.UNMASK
-        return self._reply(Phase.MASKED_INPUT, {"length": int(masked.size)}, masked.astype("<u8").tobytes())
+        return self._reply(Phase.MASKED_INPUT, {"length": int(masked.size)}, _little_endian(masked))
 
     def _unmask(self, msg: Message) -> Message:
         st = self.state
@@ -253,6 +257,12 @@ class SecAggClient:
         }
         st.shares, st.self_seed, st.s_sk, st.c_sk = {}, b"", b"", b""
         return self._reply(Phase.UNMASK, body)
+
+
+def _little_endian(vector: npt.NDArray[np.uint64]) -> memoryview:
+    """The vector's bytes without a copy (the message is assembled in one copy later)."""
+    little = vector if vector.dtype.byteorder in "<=" and np.little_endian else vector.astype("<u8")
+    return np.ascontiguousarray(little).data.cast("B")
 
 
 def _need(have: int, threshold: int, what: str) -> None:

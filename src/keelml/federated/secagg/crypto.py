@@ -53,11 +53,22 @@ class KeyPair:
         return cls(private, key.public_key().public_bytes(_RAW, _PUBLIC_RAW))
 
 
-def agree(private: bytes, peer_public: bytes, salt: bytes, info: bytes) -> bytes:
-    """X25519 shared secret passed through HKDF-SHA256 into a 256-bit key bound to ``salt`` and ``info``."""
+PrivateKey = X25519PrivateKey
+
+
+def load_private(private: bytes) -> X25519PrivateKey:
+    return X25519PrivateKey.from_private_bytes(private)
+
+
+def agree(private: bytes | X25519PrivateKey, peer_public: bytes, salt: bytes, info: bytes) -> bytes:
+    """X25519 shared secret passed through HKDF-SHA256 into a 256-bit key bound to ``salt`` and ``info``.
+
+    ``private`` may be a loaded key, so that a loop over neighbours parses it once.
+    """
+    key = load_private(private) if isinstance(private, bytes) else private
     try:
         peer = X25519PublicKey.from_public_bytes(peer_public)
-        shared = X25519PrivateKey.from_private_bytes(private).exchange(peer)
+        shared = key.exchange(peer)
     except ValueError as exc:  # wrong length, or a low-order point giving an all-zero secret
         raise MessageRejectedError(
             "invalid X25519 public key",
@@ -87,14 +98,23 @@ def open_sealed(key: bytes, sealed: bytes, associated: bytes, what: str) -> byte
 
 
 def expand_mask(seed: bytes, length: int, bits: int) -> U64:
-    """``length`` uniform elements of Z / 2**bits from a 256-bit seed (ChaCha20 keystream, zero nonce).
+    """``length`` uniform elements of Z / 2**bits (read-only) from a 256-bit seed: a ChaCha20 keystream.
 
-    Every seed is used for exactly one stream per round, so the fixed nonce never repeats under a key.
+    The nonce is fixed at zero: every seed keys exactly one stream, so a nonce never repeats under a key.
     """
     if len(seed) != KEY_BYTES:
         raise ValueError(f"mask seeds are {KEY_BYTES} bytes, got {len(seed)}")
     encryptor = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
-    words = np.frombuffer(encryptor.update(bytes(8 * length)), dtype=np.uint64).copy()
-    if bits < 64:
-        words &= ring_mask(bits)
-    return words
+    words = np.frombuffer(encryptor.update(_zeros(8 * length)), dtype=np.uint64)  # read-only view
+    return words & ring_mask(bits) if bits < 64 else words
+
+
+_zero_pool = memoryview(b"")
+
+
+def _zeros(size: int) -> memoryview:
+    """A shared zero buffer to encrypt: a fresh one per mask costs about 5x the cipher itself."""
+    global _zero_pool
+    if len(_zero_pool) < size:
+        _zero_pool = memoryview(bytes(size))
+    return _zero_pool[:size]

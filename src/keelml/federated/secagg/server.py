@@ -133,7 +133,7 @@ class SecAggServer:
                 raise ValueError(f"sealed shares for {sorted(sealed)}, expected {sorted(expected)}")
             self.sealed[cid] = sealed
         elif self.phase == Phase.MASKED_INPUT:
-            vector = np.frombuffer(msg.payload, dtype="<u8").astype(np.uint64)
+            vector = np.frombuffer(msg.payload, dtype="<u8")
             if self.length is None:
                 self.length = vector.size
             if vector.size != self.length or msg.body.get("length") != vector.size:
@@ -205,8 +205,9 @@ class SecAggServer:
             total -= crypto.expand_mask(seed, d, bits)
         for cid in sorted(self.shared - self.masked):
             secret = self._enough(self.sk_shares.get(cid, {}), t, f"masking key of dropped client {cid}")
-            s_sk = shamir.combine(secret)
-            if crypto.KeyPair.from_private(s_sk).public != self.keys[cid][1]:
+            s_sk_bytes = shamir.combine(secret)
+            s_sk = crypto.load_private(s_sk_bytes)
+            if crypto.KeyPair.from_private(s_sk_bytes).public != self.keys[cid][1]:
                 raise MessageRejectedError(
                     f"reconstructed masking key of client {cid} does not match its public key",
                     expected="shares that interpolate to the advertised key",

@@ -102,10 +102,12 @@ def run_round(
     *,
     drops: Mapping[int, Phase] | None = None,
     tap: Tap | None = None,
+    clients: Mapping[int, SecAggClient] | None = None,
 ) -> SecAggResult:
     """Drive one round; ``drops[c] = phase`` makes client c vanish when that phase's request arrives.
 
-    ``tap(phase, client, data)`` sees every message the server receives (used to audit its view).
+    ``tap(phase, client, data)`` sees every message the server receives (used to audit its view);
+    ``clients`` lets a caller hold on to the client objects (client i answers for ``updates[i]``).
     """
     arrays = [np.asarray(u) for u in updates]
     shape = _check_updates(arrays)
@@ -119,7 +121,7 @@ def run_round(
             fix="use positions in the updates sequence",
         )
     server = SecAggServer(config, list(range(n)))
-    clients = {c: SecAggClient(c) for c in range(n)}
+    clients = dict(clients) if clients is not None else {c: SecAggClient(c) for c in range(n)}
     timings, received = [], 0
     for phase in Phase:
         requests = server.requests()

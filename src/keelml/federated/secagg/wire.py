@@ -38,12 +38,12 @@ class Message:
     sender: int
     receiver: int
     body: dict[str, Any]
-    payload: bytes = field(default=b"", repr=False)
+    payload: bytes | memoryview = field(default=b"", repr=False)
 
     def to_bytes(self) -> bytes:
         meta = json.dumps(self.body, separators=(",", ":")).encode()
         header = _HEADER.pack(MAGIC, int(self.phase), self.round_id, self.sender, self.receiver, len(meta))
-        return header + meta + self.payload
+        return b"".join((header, meta, self.payload))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Message:

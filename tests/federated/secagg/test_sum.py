@@ -1,0 +1,100 @@
+"""The aggregate equals the plain sum within the fixed-point error bound (property-based)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keelml.federated.secagg import SecAggConfig, ThresholdNotMetError, secure_sum
+
+from .conftest import vectors
+
+
+@st.composite
+def rounds(draw: st.DrawFn) -> tuple[int, int, SecAggConfig, float, frozenset[int], frozenset[int]]:
+    n = draw(st.integers(3, 16))
+    d = draw(st.integers(1, 40))
+    fraction = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    after = math.floor(fraction * n)
+    before = draw(st.integers(0, 1)) if n >= 8 else 0
+    drops = after + before
+    full = draw(st.booleans())
+    if full or n - 1 < drops + 2:
+        k = n - 1
+        config_kw: dict[str, object] = {"full_graph": True}
+    else:  # an even k that keeps every neighbourhood at or above t whoever drops
+        k = draw(st.sampled_from([v for v in range(2, n - 1) if v % 2 == 0 and v >= drops + 2] or [n - 1]))
+        config_kw = {"neighbours": k} if k < n - 1 else {"full_graph": True}
+    threshold = max(2, k - drops)
+    if n - drops < max(threshold, 3):
+        threshold, drops, after, before = 2, 0, 0, 0
+    clients = draw(st.permutations(range(n)))
+    dropped_after = frozenset(clients[:after])
+    dropped_before = frozenset(clients[after : after + before])
+    precision = draw(st.sampled_from([16, 24, 32]))
+    config = SecAggConfig(threshold=threshold, precision_bits=precision, clip_bound=100.0, **config_kw)  # type: ignore[arg-type]
+    seed = draw(st.integers(0, 2**16))
+    return n, d, config, seed, dropped_after, dropped_before
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rounds())
+def test_secure_sum_matches_plain_sum(
+    case: tuple[int, int, SecAggConfig, float, frozenset[int], frozenset[int]],
+) -> None:
+    n, d, config, seed, after, before = case
+    updates = vectors(n, d, seed=int(seed), scale=10.0)
+    result = secure_sum(updates, config, dropped_after_masking=after, dropped_before_masking=before)
+    kept = [i for i in range(n) if i not in before]
+    exact = np.sum([updates[i] for i in kept], axis=0)
+    assert result.survivors == tuple(kept)
+    assert result.dropped == tuple(sorted(before))
+    assert result.unmasked_via_shares == tuple(sorted(after))
+    assert np.abs(result.total - exact).max() <= result.error_bound
+    assert result.error_bound <= len(kept) * 0.5 / 2**config.precision_bits + 1e-9
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.3])
+def test_default_sparse_graph_with_dropout_after_masking(fraction: float) -> None:
+    n, d = 40, 500
+    updates = vectors(n, d, seed=1)
+    after = set(range(0, n, max(1, round(1 / fraction)))) if fraction else set()
+    after = set(list(after)[: math.floor(fraction * n)])
+    # k = 12 with t = 4 tolerates 8 lost neighbours out of 12: 30% dropout cannot reach it here.
+    config = SecAggConfig(threshold=4)
+    result = secure_sum(updates, config, dropped_after_masking=after)
+    assert result.neighbours == 12
+    assert np.allclose(result.total, np.sum(updates, axis=0), atol=result.error_bound, rtol=0)
+    assert set(result.unmasked_via_shares) == after
+
+
+def test_matrix_shaped_updates_keep_their_shape() -> None:
+    rng = np.random.default_rng(3)
+    updates = [rng.normal(size=(4, 5)).astype(np.float32) for _ in range(5)]
+    result = secure_sum(updates, SecAggConfig())
+    assert result.total.shape == (4, 5)
+    exact = np.sum([u.astype(np.float64) for u in updates], axis=0)
+    assert np.abs(result.total - exact).max() <= result.error_bound
+
+
+def test_small_ring_wraps_correctly() -> None:
+    updates = [np.array([-3.0, 2.5, 0.0]), np.array([-1.0, -2.5, 1.0]), np.array([0.5, 0.25, -7.0])]
+    result = secure_sum(updates, SecAggConfig(modulus_bits=32, precision_bits=8, clip_bound=8.0))
+    assert result.total.tolist() == [-3.5, 0.25, -6.0]
+
+
+def test_too_many_dropouts_fail_with_a_clear_message() -> None:
+    updates = vectors(6, 8)
+    config = SecAggConfig(full_graph=True, threshold=4)  # k = 5: two lost neighbours leave 3 < t
+    with pytest.raises(ThresholdNotMetError, match="too few") as info:
+        secure_sum(updates, config, dropped_after_masking={0, 1})
+    assert "t = 4" in str(info.value) and info.value.fix
+
+
+def test_dropped_before_masking_below_threshold_fails() -> None:
+    with pytest.raises(ThresholdNotMetError):
+        secure_sum(vectors(5, 4), SecAggConfig(full_graph=True, threshold=4), dropped_before_masking={2})
