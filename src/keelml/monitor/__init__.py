@@ -7,6 +7,7 @@ Not loaded by ``import keelml``; scipy, scikit-learn and river are imported only
 True
 """
 
+from keelml.monitor.api import Monitoring, ProfileInfo
 from keelml.monitor.concept import ADWINDetector, ConceptDriftConfig, DDMDetector, PageHinkleyDetector
 from keelml.monitor.multivariate import (
     BBSDDetector,
@@ -15,6 +16,8 @@ from keelml.monitor.multivariate import (
     MultivariateConfig,
 )
 from keelml.monitor.performance import CBPE, CBPEConfig, PerformanceEstimate
+from keelml.monitor.profile import Profile, build_profile
+from keelml.monitor.profile_drift import ProfileDrift
 from keelml.monitor.protocol import (
     REGISTRY,
     ConformanceCase,
@@ -42,9 +45,14 @@ __all__ = [
     "FeatureDriftConfig",
     "FeatureResult",
     "MMDDetector",
+    "Monitoring",
     "MultivariateConfig",
     "PageHinkleyDetector",
     "PerformanceEstimate",
+    "Profile",
+    "ProfileDrift",
+    "ProfileInfo",
     "adjust",
+    "build_profile",
     "permutation_p_value",
 ]

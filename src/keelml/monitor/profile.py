@@ -1,0 +1,223 @@
+"""Reference profiles: per-column sketches plus a bottom-k row sample, built per partition and merged.
+
+The row sample keeps the ``sample_size`` rows with the smallest random priorities; the union of two such
+samples cut back to ``sample_size`` is again a uniform sample of the union, so samples merge like sketches.
+It feeds the tests that need whole rows (MMD, domain classifier, BBSD, CBPE).
+
+>>> import pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"x": rng.normal(size=1000), "c": rng.choice(["a", "b"], 1000)})
+>>> whole = build_profile(Frame(df), sample_size=100)
+>>> parts = build_profile(Frame(df), sample_size=100, partition_rows=300)
+>>> whole.rows == parts.rows == 1000, parts.columns["c"].counts == whole.columns["c"].counts
+(True, True)
+>>> Profile.from_payload(parts.to_payload()).sample.shape
+(100, 3)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keelml.core.errors import EmptySourceError
+from keelml.monitor.frame import Frame
+from keelml.monitor.sketch import CategoricalSketch, ColumnSketch, NumericSketch, sketch_from_json
+
+Array = np.ndarray[Any, Any]
+PRIORITY = "__priority__"
+PREDICTION = "__prediction__"
+TRUTH = "__truth__"
+
+
+def is_categorical(values: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values))
+
+
+@dataclass
+class Profile:
+    """What the monitor keeps of a reference: it never rereads the reference rows."""
+
+    rows: int
+    columns: dict[str, ColumnSketch]
+    outputs: dict[str, ColumnSketch]
+    classes: tuple[str, ...]
+    sample: pd.DataFrame
+    sample_size: int
+    labelled: int = 0
+    correct: int = 0
+    partitions: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(n for n, s in self.columns.items() if isinstance(s, CategoricalSketch))
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+    def merge(self, other: Profile) -> Profile:
+        cols = {
+            n: _merge(self.columns.get(n), other.columns.get(n))
+            for n in dict.fromkeys([*self.columns, *other.columns])
+        }
+        outs = {
+            n: _merge(self.outputs.get(n), other.outputs.get(n))
+            for n in dict.fromkeys([*self.outputs, *other.outputs])
+        }
+        both = pd.concat([self.sample, other.sample], ignore_index=True)
+        sample = both.nsmallest(self.sample_size, PRIORITY).reset_index(drop=True)
+        return Profile(
+            self.rows + other.rows,
+            cols,
+            outs,
+            self.classes or other.classes,
+            sample,
+            self.sample_size,
+            self.labelled + other.labelled,
+            self.correct + other.correct,
+            self.partitions + other.partitions,
+            {**other.details, **self.details},
+        )
+
+    # -- the rows of the sample, in the shapes the detectors want ----------------------------------
+
+    def sample_frame(self) -> Frame:
+        s = self.sample
+        proba_cols = [f"proba.{c}" for c in self.classes]
+        feats = s[[c for c in self.columns if c in s.columns]]
+        proba = s[proba_cols].to_numpy(dtype=float) if self.classes and set(proba_cols) <= set(s) else None
+        pred = s[PREDICTION].to_numpy(dtype=object) if PREDICTION in s else None
+        truth = s[TRUTH].to_numpy(dtype=object) if TRUTH in s else None
+        return Frame(feats.reset_index(drop=True), self.classes, proba, pred, truth)
+
+    # -- storage ------------------------------------------------------------------------------------
+
+    def to_payload(self) -> bytes:
+        buf = io.BytesIO()
+        self.sample.to_parquet(buf, index=False)
+        body = {
+            "format": 1,
+            "rows": self.rows,
+            "classes": list(self.classes),
+            "sample_size": self.sample_size,
+            "labelled": self.labelled,
+            "correct": self.correct,
+            "partitions": self.partitions,
+            "details": self.details,
+            "columns": {n: s.to_json() for n, s in self.columns.items()},
+            "outputs": {n: s.to_json() for n, s in self.outputs.items()},
+            "sample": buf.getvalue().hex(),
+        }
+        return zlib.compress(json.dumps(body).encode("utf-8"), 6)
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Profile:
+        body = json.loads(zlib.decompress(payload))
+        sample = pd.read_parquet(io.BytesIO(bytes.fromhex(body["sample"])))
+        return cls(
+            int(body["rows"]),
+            {n: sketch_from_json(s) for n, s in body["columns"].items()},
+            {n: sketch_from_json(s) for n, s in body["outputs"].items()},
+            tuple(body["classes"]),
+            sample,
+            int(body["sample_size"]),
+            int(body["labelled"]),
+            int(body["correct"]),
+            int(body["partitions"]),
+            dict(body["details"]),
+        )
+
+
+def _merge(a: ColumnSketch | None, b: ColumnSketch | None) -> ColumnSketch:
+    if a is None:
+        assert b is not None
+        return b
+    if b is None:
+        return a
+    if isinstance(a, NumericSketch) and isinstance(b, NumericSketch):
+        return a.merge(b)
+    if isinstance(a, CategoricalSketch) and isinstance(b, CategoricalSketch):
+        return a.merge(b)
+    raise EmptySourceError(
+        "profile partitions disagree on a column's kind",
+        expected="the same column type (number or category) in every partition",
+        received=f"{type(a).__name__} and {type(b).__name__}",
+        fix="cast the column to one type before profiling",
+    )
+
+
+def _profile_part(
+    frame: Frame, categorical: frozenset[str], sample_size: int, rng: np.random.Generator, k: int
+) -> Profile:
+    cols: dict[str, ColumnSketch] = {}
+    for name in frame.features.columns:
+        values = frame.features[name]
+        if name in categorical or is_categorical(values):
+            cat = CategoricalSketch.empty()
+            cat.update(values.to_numpy(dtype=object))
+            cols[str(name)] = cat
+        else:
+            num = NumericSketch.empty(k)
+            num.update(values.to_numpy(dtype=float))
+            cols[str(name)] = num
+    outs: dict[str, ColumnSketch] = {}
+    sample = frame.features.copy()
+    if frame.proba is not None:
+        for j, c in enumerate(frame.classes):
+            s = NumericSketch.empty(k)
+            s.update(frame.proba[:, j])
+            outs[f"proba.{c}"] = s
+            sample[f"proba.{c}"] = frame.proba[:, j]
+    if frame.prediction is not None:
+        pred = CategoricalSketch.empty()
+        pred.update(frame.prediction)
+        outs["prediction"] = pred
+        sample[PREDICTION] = frame.prediction.astype(str)
+    if frame.truth is not None:
+        sample[TRUTH] = frame.truth
+    sample[PRIORITY] = rng.random(len(frame))
+    sample = sample.nsmallest(sample_size, PRIORITY).reset_index(drop=True)
+    correct = frame.correct()
+    labelled = int(np.isfinite(correct).sum())
+    return Profile(
+        len(frame), cols, outs, frame.classes, sample, sample_size, labelled, int(np.nansum(correct)), 1
+    )
+
+
+def build_profile(
+    frame: Frame,
+    *,
+    categorical: tuple[str, ...] = (),
+    sample_size: int = 2000,
+    partition_rows: int = 250_000,
+    seed: int = 0,
+    k: int = 4000,
+) -> Profile:
+    """Sketch ``frame`` in partitions of ``partition_rows`` rows and merge them."""
+    if len(frame) == 0:
+        raise EmptySourceError(
+            "cannot profile an empty reference",
+            expected="at least one row",
+            received="0 rows",
+            fix="point the reference at a dataset version or log window that has rows",
+        )
+    cats = frozenset(categorical)
+    out: Profile | None = None
+    for i, start in enumerate(range(0, len(frame), partition_rows)):
+        part = frame.take(np.arange(start, min(start + partition_rows, len(frame))))
+        prof = _profile_part(part, cats, sample_size, np.random.default_rng([seed, i]), k)
+        out = prof if out is None else out.merge(prof)
+    assert out is not None
+    return out
