@@ -5,6 +5,7 @@
 'Workspace'
 """
 
+from keelml import compress as _compress  # noqa: F401  (registers ws.compress)
 from keelml import data as _data  # noqa: F401  (registers ws.datasets)
 from keelml import features as _features  # noqa: F401  (registers ws.features)
 from keelml import labeling as _labeling  # noqa: F401  (registers ws.labels)

@@ -27,6 +27,7 @@ from keelml.core.tracking import RunLogger
 from keelml.train.config import TextConfig
 from keelml.train.evaluation import Evaluation, evaluate
 from keelml.train.peft_adapters import base_model_path, load_base, target_modules, wrap
+from keelml.train.pruned import load_encoder
 from keelml.train.tabular import SliceLike, labels_of, split_indices
 from keelml.train.trainer import FitHistory, fit, seed_everything
 
@@ -123,9 +124,7 @@ class TextClassifier:
 
             encoder = PeftModel.from_pretrained(encoder, str(folder / "adapter"))
         else:
-            from transformers import AutoModel
-
-            encoder = AutoModel.from_pretrained(str(folder / "encoder"), local_files_only=True)
+            encoder = load_encoder(folder / "encoder")
         module = _module(encoder, int(encoder.config.hidden_size), len(meta["classes"]))
         module.head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
         module.eval()

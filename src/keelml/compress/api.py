@@ -1,0 +1,128 @@
+"""``ws.compress``: distil, prune, and search compressed variants of a registered model.
+
+Each compressed model is registered as a new version of the parent's model (see
+:mod:`keelml.compress.register`); :meth:`Compression.run` also makes quantized ONNX variants through
+``ws.exports`` and marks the best one within the accuracy budget (see :mod:`keelml.compress.search`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from keelml.compress.distill import DistillConfig, distill
+from keelml.compress.evaluate import Accuracy, SliceLike, evaluate_model
+from keelml.compress.prune import PruneConfig, prune
+from keelml.compress.register import register_variant
+from keelml.compress.source import Source, load_source
+from keelml.core.progress import Progress
+from keelml.core.workspace import Workspace, workspace_accessor
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """A compressed model, how it was made, its test accuracy, and its registered version (if any)."""
+
+    parent: str
+    variant: str
+    description: str
+    model: Any
+    parameters: int
+    parent_parameters: int
+    accuracy: Accuracy
+    parent_accuracy: Accuracy
+    registered: Any  # ModelVersionInfo or None
+
+    @property
+    def spec(self) -> str | None:
+        return None if self.registered is None else f"{self.registered.name}@{self.registered.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent, "variant": self.variant, "description": self.description,
+            "parameters": self.parameters, "parent_parameters": self.parent_parameters,
+            "metrics": self.accuracy.metrics(), "parent_metrics": self.parent_accuracy.metrics(),
+            "registered": self.spec,
+        }  # fmt: skip
+
+
+class Compression:
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+
+    def source(self, spec: str) -> Source:
+        return load_source(self._ws, spec)
+
+    def _finish(
+        self, source: Source, model: Any, variant: str, description: str, counts: tuple[int, int],
+        params: dict[str, Any], slices: Sequence[SliceLike], register: bool,
+    ) -> Compressed:  # fmt: skip
+        y = source.labels("test")
+        accuracy = evaluate_model(model, source.parts["test"], y, slices)
+        parent = evaluate_model(source.model, source.parts["test"], y, slices)
+        registered = None
+        if register:
+            metrics = {**accuracy.metrics(), "parameters": float(counts[0]),
+                       "parent_test_accuracy": parent.accuracy}  # fmt: skip
+            registered = register_variant(
+                self._ws, source, model, variant=variant, description=description, metrics=metrics,
+                params=params,
+            )  # fmt: skip
+        return Compressed(source.spec, variant, description, model, counts[0], counts[1], accuracy, parent,
+                          registered)  # fmt: skip
+
+    def distill(
+        self,
+        spec: str | Source,
+        config: DistillConfig | None = None,
+        *,
+        transfer: pa.Table | None = None,
+        slices: Sequence[SliceLike] = (),
+        register: bool = True,
+        progress: Progress | None = None,
+    ) -> Compressed:
+        """Distil a registered teacher into a smaller student (text: first k layers; tabular: MLP)."""
+        source = spec if isinstance(spec, Source) else self.source(spec)
+        config = config or DistillConfig()
+        student = distill(source, config, transfer=transfer, progress=progress)
+        params = {**_flat(config), "transfer_rows": 0 if transfer is None else transfer.num_rows}
+        counts = (student.parameters, student.teacher_parameters)
+        return self._finish(
+            source, student.model, "distilled", student.description, counts, params, slices, register
+        )
+
+    def prune(
+        self,
+        spec: str | Source,
+        config: PruneConfig | None = None,
+        *,
+        slices: Sequence[SliceLike] = (),
+        register: bool = True,
+        progress: Progress | None = None,
+    ) -> Compressed:
+        """Structured pruning (heads + feed-forward units / MLP neurons) with recovery fine-tuning."""
+        source = spec if isinstance(spec, Source) else self.source(spec)
+        config = config or PruneConfig()
+        pruned = prune(source, config, progress=progress)
+        counts = (pruned.parameters, pruned.original_parameters)
+        return self._finish(
+            source, pruned.model, "pruned", pruned.description, counts, _flat(config), slices, register
+        )
+
+
+def _flat(config: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in asdict(config).items():
+        if isinstance(value, dict):
+            out.update(value)
+        else:
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+@workspace_accessor("compress")
+def _compress(ws: Workspace) -> Compression:
+    return Compression(ws)
