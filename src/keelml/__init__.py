@@ -10,6 +10,7 @@ from keelml import data as _data  # noqa: F401  (registers ws.datasets)
 from keelml import features as _features  # noqa: F401  (registers ws.features)
 from keelml import labeling as _labeling  # noqa: F401  (registers ws.labels)
 from keelml import monitor as _monitor  # noqa: F401  (registers ws.monitor)
+from keelml import privacy as _privacy  # noqa: F401  (registers ws.privacy)
 from keelml import tracking as _tracking  # noqa: F401  (registers ws.models)
 from keelml import train as _train  # noqa: F401  (registers ws.training)
 from keelml.core.errors import KeelError

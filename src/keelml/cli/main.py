@@ -18,6 +18,7 @@ from keelml.cli import (
     label_cmd,
     lineage_cmd,
     models_cmd,
+    privacy_cmd,
     quality_cmd,
     serve_cmd,
     train_cmd,
@@ -39,6 +40,7 @@ app.add_typer(label_cmd.app, name="label")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
+app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
