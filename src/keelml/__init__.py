@@ -5,6 +5,7 @@
 'Workspace'
 """
 
+from keelml import augment as _augment  # noqa: F401  (registers ws.augment)
 from keelml import compress as _compress  # noqa: F401  (registers ws.compress)
 from keelml import data as _data  # noqa: F401  (registers ws.datasets)
 from keelml import features as _features  # noqa: F401  (registers ws.features)

@@ -13,6 +13,7 @@ import click
 import typer
 
 from keelml.cli import (
+    augment_cmd,
     data_cmd,
     features_cmd,
     label_cmd,
@@ -40,6 +41,7 @@ app.add_typer(label_cmd.app, name="label")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
+app.add_typer(augment_cmd.app, name="augment")
 app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
