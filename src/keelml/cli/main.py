@@ -19,6 +19,7 @@ from keelml.cli import (
     label_cmd,
     lineage_cmd,
     models_cmd,
+    monitor_cmd,
     privacy_cmd,
     quality_cmd,
     serve_cmd,
@@ -41,6 +42,7 @@ app.add_typer(label_cmd.app, name="label")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(augment_cmd.app, name="augment")
 app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)

@@ -9,6 +9,7 @@ True
 
 from keelml.monitor.api import Monitoring, ProfileInfo
 from keelml.monitor.concept import ADWINDetector, ConceptDriftConfig, DDMDetector, PageHinkleyDetector
+from keelml.monitor.config import AlertRule, MonitorSpec
 from keelml.monitor.multivariate import (
     BBSDDetector,
     DomainClassifierDetector,
@@ -27,14 +28,17 @@ from keelml.monitor.protocol import (
     adjust,
     permutation_p_value,
 )
+from keelml.monitor.results import CheckResult, FiredAlert, MonitorRun, WindowResult
 from keelml.monitor.univariate import FeatureDrift, FeatureDriftConfig
 
 __all__ = [
     "CBPE",
     "REGISTRY",
     "ADWINDetector",
+    "AlertRule",
     "BBSDDetector",
     "CBPEConfig",
+    "CheckResult",
     "ConceptDriftConfig",
     "ConformanceCase",
     "DDMDetector",
@@ -44,7 +48,10 @@ __all__ = [
     "FeatureDrift",
     "FeatureDriftConfig",
     "FeatureResult",
+    "FiredAlert",
     "MMDDetector",
+    "MonitorRun",
+    "MonitorSpec",
     "Monitoring",
     "MultivariateConfig",
     "PageHinkleyDetector",
@@ -52,6 +59,7 @@ __all__ = [
     "Profile",
     "ProfileDrift",
     "ProfileInfo",
+    "WindowResult",
     "adjust",
     "build_profile",
     "permutation_p_value",
