@@ -229,7 +229,8 @@ def create_app(
         loaded = state.model()
         row_spec = state.row_spec(loaded)
         return _reply(200, {
-            "name": loaded.name, "version": loaded.version, "variant": loaded.schema.variant,
+            "name": loaded.name, "version": loaded.version, "alias_version": loaded.alias_version,
+            "variant": loaded.schema.variant,
             "task": loaded.schema.task, "classes": list(loaded.schema.classes),
             "inputs": {f.name: f.kind for f in loaded.schema.fields},
             "entity_keys": list(row_spec.entity_keys),

@@ -34,6 +34,7 @@ class ServeConfig(BaseModel):
     log_queue_rows: int = Field(default=200_000, ge=1, description="rows buffered before back-pressure")
     reload_seconds: float = Field(default=5.0, gt=0, le=86_400, description="how often the alias is polled")
     api_key_env: str = Field(default="KEEL_API_KEY", min_length=1, description="env var holding the key")
+    model_threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads")
     features: tuple[str, ...] = Field(default=(), description="VIEW:FEATURE looked up for entity keys")
 
     @classmethod

@@ -107,6 +107,11 @@ class LoadedModel:
     schema: ModelSchema
     description: Mapping[str, Any] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    resolved: int | None = None  # the version the alias named (an export's parent); None: ``version``
+
+    @property
+    def alias_version(self) -> int:
+        return self.version if self.resolved is None else self.resolved
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
         proba = np.asarray(self.model.predict_proba(rows), dtype=np.float64)

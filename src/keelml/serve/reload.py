@@ -45,7 +45,7 @@ class ModelHolder:
             try:
                 version = self.source.version_of(self.spec)
                 current = self._current
-                if current is not None and version == current.version:
+                if current is not None and version == current.alias_version:
                     self.last_error = None
                     return False
                 loaded = self.source.load(self.spec)

@@ -55,7 +55,8 @@ class FeedbackResponse(BaseModel):
 
 class ModelResponse(BaseModel):
     name: str
-    version: int
+    version: int = Field(description="The registry version served (an exported ONNX version)")
+    alias_version: int = Field(description="The version the alias names (the export's parent)")
     variant: str
     task: str
     classes: list[str]

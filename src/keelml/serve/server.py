@@ -75,8 +75,10 @@ def check_spec(spec: str) -> str:
 def build_app(ws: Workspace, spec: str, config: ServeConfig, api_key: str | None) -> FastAPI:
     check_spec(spec)
     features = OnlineFeatures(ws, config.features) if config.features else None
-    return create_app(spec, RegistrySource(ws), storage=ws.storage_root, config=config, api_key=api_key,
-                      features=features)  # fmt: skip
+    source = RegistrySource(ws, threads=config.model_threads)
+    return create_app(
+        spec, source, storage=ws.storage_root, config=config, api_key=api_key, features=features
+    )
 
 
 def app_from_env() -> FastAPI:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import keelml.export  # noqa: F401  (registers ws.exports; importing it never imports torch)
 from keelml.core.errors import ConfigError
 from keelml.core.workspace import Workspace
 from keelml.serve.inputs import RequestError
@@ -36,20 +37,26 @@ def describe(ws: Workspace, info: Any) -> dict[str, Any]:
 class RegistrySource:
     """Resolve NAME@ALIAS through ``ws.models`` and load its ONNX bundle through ``ws.exports``."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, threads: int = 1) -> None:
         self._ws = ws
+        self._threads = threads
 
     def version_of(self, spec: str) -> int:
         return int(self._ws.models.show(spec).version)
 
     def load(self, spec: str) -> LoadedModel:
-        info, model = self._ws.exports.serving_model(spec)
+        target = self._ws.models.show(spec)
+        # pin the version: the alias may move between this line and the next
+        info, model = self._ws.exports.serving_model(f"{target.name}@{target.version}", threads=self._threads)
+        description = describe(self._ws, info)
+        description["alias_target"] = f"{target.name}@{target.version}"
         return LoadedModel(
             name=info.name,
             version=int(info.version),
             model=model,
             schema=schema_of(model.info),
-            description=describe(self._ws, info),
+            description=description,
+            resolved=int(target.version),
         )
 
 
