@@ -44,25 +44,34 @@ def _request(host: str, port: int, path: str, body: bytes, api_key: str | None) 
     return (head + "\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, float | None]:
+    """(status, body, model milliseconds from a Server-Timing header, if any)."""
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("server closed the connection")
     status = int(status_line.split()[1])
     length = 0
+    model_ms = None
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b"\n", b""):
             break
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        key = name.strip().lower()
+        if key == b"content-length":
             length = int(value.strip())
-    return status, await reader.readexactly(length)
+        elif key == b"server-timing":
+            for part in value.decode().split(","):
+                metric, _, dur = part.strip().partition(";dur=")
+                if metric == "model":
+                    model_ms = float(dur)
+    return status, await reader.readexactly(length), model_ms
 
 
 async def _worker(
     url: str, requests: list[bytes], offset: int, stop: float, interval: float | None, start: float,
     latencies: list[float], statuses: Counter[int], samples: list[bytes], rows: list[int],
+    overheads: list[float],
 ) -> None:  # fmt: skip
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -83,13 +92,17 @@ async def _worker(
                 break
             writer.write(requests[i % len(requests)])
             try:
-                status, body = await _read_response(reader)
+                sent = time.perf_counter()
+                status, body, model_ms = await _read_response(reader)
             except (ConnectionError, asyncio.IncompleteReadError):
                 statuses[-1] += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
-            latencies.append((time.perf_counter() - scheduled) * 1000.0)
+            done = time.perf_counter()
+            latencies.append((done - scheduled) * 1000.0)
+            if model_ms is not None:
+                overheads.append((done - sent) * 1000.0 - model_ms)  # e2e beyond the model's own time
             statuses[status] += 1
             if status == 200:
                 rows[0] += body.count(b'"prediction_id"')  # predictions the server says it served
@@ -113,12 +126,13 @@ async def run_load(
     statuses: Counter[int] = Counter()
     samples: list[bytes] = []
     rows = [0]
+    overheads: list[float] = []
     interval = concurrency / rate if rate else None
     start = time.perf_counter()
     stop = start + seconds
     await asyncio.gather(*(
         _worker(url, requests, k * max(1, len(requests) // concurrency), stop, interval, start, latencies,
-                statuses, samples, rows)
+                statuses, samples, rows, overheads)
         for k in range(concurrency)
     ))  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -134,6 +148,8 @@ async def run_load(
         "p50_ms": percentile(latencies, 50),
         "p90_ms": percentile(latencies, 90),
         "p99_ms": percentile(latencies, 99),
+        "overhead_p50_ms": percentile(overheads, 50) if overheads else None,
+        "overhead_p90_ms": percentile(overheads, 90) if overheads else None,
         "concurrency": concurrency,
         "rate": rate,
         "error_samples": [s.decode("utf-8", "replace") for s in samples],

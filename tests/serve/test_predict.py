@@ -17,6 +17,9 @@ def _flush(client: TestClient) -> None:
 def test_single_and_batched_rows_get_ids_probabilities_and_the_version(client: TestClient) -> None:
     one = client.post("/v1/predict", json={"row": GOOD_ROW})
     assert one.status_code == 200, one.text
+    assert (
+        one.headers["server-timing"].startswith("model;dur=") and ", app;dur=" in one.headers["server-timing"]
+    )
     body = one.json()
     assert body["model"] == "loans" and body["model_version"] == 1 and body["variant"] == "int8"
     (pred,) = body["predictions"]

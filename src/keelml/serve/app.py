@@ -71,10 +71,9 @@ class ServiceState:
         return spec
 
 
-def _reply(status: int, payload: Any) -> Response:
-    return Response(
-        json.dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json"
-    )
+def _reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -209,8 +208,11 @@ def create_app(
         state.predictions.add(records)
         metrics.model_latency.observe(model_s)
         metrics.batch_rows.observe(len(rows))
+        # Server-Timing lets a client split its latency into model time and service overhead
+        timing = f"model;dur={model_s * 1000:.3f}, app;dur={(time.perf_counter() - start) * 1000:.3f}"
         return _reply(200, {"model": loaded.name, "model_version": loaded.version,
-                            "variant": loaded.schema.variant, "predictions": out})  # fmt: skip
+                            "variant": loaded.schema.variant, "predictions": out},
+                      {"Server-Timing": timing})  # fmt: skip
 
     @app.post("/v1/feedback", responses={202: {"model": schemas.FeedbackResponse}, **schemas.ERRORS},
               dependencies=[Depends(authorized)], status_code=202,
