@@ -8,6 +8,7 @@
 from keelml import augment as _augment  # noqa: F401  (registers ws.augment)
 from keelml import compress as _compress  # noqa: F401  (registers ws.compress)
 from keelml import data as _data  # noqa: F401  (registers ws.datasets)
+from keelml import export as _export  # noqa: F401  (registers ws.exports)
 from keelml import features as _features  # noqa: F401  (registers ws.features)
 from keelml import labeling as _labeling  # noqa: F401  (registers ws.labels)
 from keelml import monitor as _monitor  # noqa: F401  (registers ws.monitor)

@@ -36,6 +36,7 @@ from keelml.data.sources import require_columns
 
 SplitBy = Literal["random", "time", "group"]
 PARTS = ("train", "test", "validation")
+SYNTHETIC_COLUMN = "keel_synthetic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,7 @@ def split_dataset(
     progress.stage("assigning rows")
     table = ws.datasets.read(ref)
     parts_of = assign(table, config, label=dataset.label_column, id=dataset.id_column)
+    parts_of[_synthetic(table)] = 0  # synthetic rows (keel augment) train; they are never test rows
     wanted = (0, 1, 2) if config.validation else (0, 1)
     parts: list[SplitPart] = []
     tables: dict[int, pa.Table] = {}
@@ -264,6 +266,14 @@ def split_dataset(
         for index in wanted[1:]
     )
     return SplitResult(ref, config, tuple(parts), leakage)
+
+
+def _synthetic(table: pa.Table) -> npt.NDArray[np.bool_]:
+    """Rows marked ``keel_synthetic`` by keel augment (the column is a convention shared by name)."""
+    if SYNTHETIC_COLUMN not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    marked = pc.fill_null(table.column(SYNTHETIC_COLUMN), False)
+    return np.asarray(marked.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _is_text(values: pa.ChunkedArray) -> bool:

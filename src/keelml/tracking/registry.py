@@ -130,7 +130,9 @@ class ModelRegistry:
         loader: str,
         pip_requirements: Sequence[str],
         task: str,
+        tags: Mapping[str, str] | None = None,
     ) -> ModelVersionInfo:
+        """Log and register a version; ``tags`` are extra version tags (e.g. ``keel.variant``)."""
         check_name(name, "model")
         model_uri = log_pyfunc(
             run.run_id, self.uri, self._ws.artifacts.read_bytes(artifact), loader, pip_requirements
@@ -139,6 +141,8 @@ class ModelRegistry:
             "keel.dataset": str(dataset),
             "keel.dataset_digest": dataset.digest,
             "keel.artifact": artifact.digest,
+            "keel.loader": loader,  # how to rebuild the model from the artifact's bytes
+            **(tags or {}),
         }
         if self.client.search_registered_models(filter_string=f"name = '{name}'") == []:
             self.client.create_registered_model(name)
@@ -219,7 +223,17 @@ class ModelRegistry:
         info = self.show(spec)
         graph = self._ws.catalog.lineage.graph(info.ref.node_id, "upstream")
         params = dict(self.client.get_run(info.run_id).data.params)
-        return ModelCard(info, graph, params, tuple(evaluate_gates(self.gates(), info.metrics)))
+        return ModelCard(info, graph, params, tuple(evaluate_gates(self.gates(), self.gate_metrics(info))))
+
+    def gate_metrics(self, info: ModelVersionInfo) -> dict[str, float]:
+        """The version's metrics plus ``latency_p95_ms`` from its latest `keel bench` (via ``ws.exports``)."""
+        metrics = dict(info.metrics)
+        exports = getattr(self._ws, "exports", None)  # absent when keelml.export is not imported
+        if "latency_p95_ms" not in metrics and exports is not None:
+            latency = exports.latest_latency_ms(f"{info.name}@{info.version}", quantile="p95")
+            if latency is not None:
+                metrics["latency_p95_ms"] = latency
+        return metrics
 
     # -- promotion ------------------------------------------------------------------------------
 
@@ -234,7 +248,7 @@ class ModelRegistry:
                 fix='pass --force --reason "why the gates may be overridden"',
             )
         info = self.show(spec)
-        results = tuple(evaluate_gates(self.gates(), info.metrics))
+        results = tuple(evaluate_gates(self.gates(), self.gate_metrics(info)))
         failed = [r for r in results if r.status == "failed"]
         if failed and force_reason is None:
             raise PromotionRefusedError(

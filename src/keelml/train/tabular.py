@@ -20,12 +20,15 @@ import pyarrow as pa
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError
 from keelml.core.progress import Progress
 from keelml.core.tracking import RunLogger
-from keelml.train.config import TabularConfig
+from keelml.train.config import TabularConfig, is_private
 from keelml.train.evaluation import Evaluation, evaluate
+from keelml.train.exporting import ExportSource, probability_module
 from keelml.train.preprocess import Preprocessor
+from keelml.train.private import PrivacyReport, PrivateBatches, PrivateTraining, run_private
 from keelml.train.trainer import FitHistory, fit, seed_everything
 
 FORMAT = "keelml.tabular/1"
+SYNTHETIC_COLUMN = "keel_synthetic"  # the marker column of keel augment (a convention, not an import)
 
 
 class SliceLike(Protocol):
@@ -72,6 +75,22 @@ class TabularClassifier:
 
     def predict(self, rows: pd.DataFrame | pa.Table) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
+
+    def export_source(self) -> ExportSource:
+        """The module with a softmax, an example batch, and the preprocessor as JSON."""
+        import torch
+
+        pre = self.preprocessor
+        fields = tuple((c.name, "number") for c in pre.numeric) + tuple(
+            (c.name, "category") for c in pre.categorical
+        )
+        example = torch.zeros((2, len(pre.output_names)), dtype=torch.float32)
+        return ExportSource(
+            task="tabular", module=probability_module(self.module), example_inputs=(example,),
+            input_names=("features",), dynamic_axes={"features": {0: "batch"}}, classes=self.classes,
+            fields=fields, preprocessing={"kind": "tabular", "preprocessor": pre.to_json()},
+            config=self.config.to_json(),
+        )  # fmt: skip
 
     @property
     def parameter_count(self) -> int:
@@ -120,6 +139,7 @@ class TabularResult:
     sizes: dict[str, int]
     label: str
     features: tuple[str, ...]
+    privacy: PrivacyReport | None = None  # set by a DP-SGD run
 
 
 class SplitSettings(Protocol):
@@ -131,23 +151,40 @@ class SplitSettings(Protocol):
     def validation_fraction(self) -> float: ...
 
 
-def split_indices(y: npt.NDArray[np.int64], config: SplitSettings) -> dict[str, npt.NDArray[np.int64]]:
+def split_indices(
+    y: npt.NDArray[np.int64], config: SplitSettings, *, train_only: npt.NDArray[np.bool_] | None = None
+) -> dict[str, npt.NDArray[np.int64]]:
     """Seeded stratified split into train / validation / test row indices.
+
+    Rows where ``train_only`` is true (synthetic rows, see :func:`synthetic_rows`) always go to
+    train; validation and test are drawn from the other rows only, exactly as without them.
 
     >>> parts = split_indices(np.array([0, 1] * 50), TabularConfig(test_fraction=0.2))
     >>> {k: len(v) for k, v in parts.items()}
     {'train': 70, 'validation': 10, 'test': 20}
+    >>> marked = np.array([False] * 100 + [True] * 10)
+    >>> more = split_indices(np.array([0, 1] * 55), TabularConfig(test_fraction=0.2), train_only=marked)
+    >>> {k: len(v) for k, v in more.items()}, bool(np.isin(np.arange(100, 110), more["train"]).all())
+    ({'train': 80, 'validation': 10, 'test': 20}, True)
     """
     rng = np.random.default_rng(config.seed)
-    out: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    real = np.ones(len(y), dtype=bool) if train_only is None else ~train_only
+    out: dict[str, list[int]] = {"train": np.flatnonzero(~real).tolist(), "validation": [], "test": []}
     for cls in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == cls))
+        idx = rng.permutation(np.flatnonzero((y == cls) & real))
         n_test = round(len(idx) * config.test_fraction)
         n_val = round(len(idx) * config.validation_fraction)
         out["test"] += idx[:n_test].tolist()
         out["validation"] += idx[n_test : n_test + n_val].tolist()
         out["train"] += idx[n_test + n_val :].tolist()
     return {k: np.sort(np.array(v, dtype=np.int64)) for k, v in out.items()}
+
+
+def synthetic_rows(table: pa.Table) -> npt.NDArray[np.bool_]:
+    """Rows marked synthetic by ``keel augment`` (column ``keel_synthetic``): train only, never evaluated."""
+    if SYNTHETIC_COLUMN not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return np.array([bool(v) for v in table.column(SYNTHETIC_COLUMN).to_pylist()], dtype=bool)
 
 
 def labels_of(table: pa.Table, label: str) -> tuple[pa.Table, npt.NDArray[np.int64], tuple[str, ...]]:
@@ -181,8 +218,12 @@ def train_tabular(
     slices: Sequence[SliceLike] = (),
     progress: Progress | None = None,
     logger: RunLogger | None = None,
+    private: PrivateTraining | None = None,
 ) -> TabularResult:
-    """Split, preprocess, train with early stopping, evaluate on the test part overall and per slice."""
+    """Split, preprocess, train with early stopping, evaluate on the test part overall and per slice.
+
+    A config with ``dp_epsilon`` or ``dp_noise_multiplier`` trains with DP-SGD (``private`` supplies
+    the accountant: ``ws.training`` passes ``ws.privacy``)."""
     import torch
 
     table, y, classes = labels_of(table, config.label or label)
@@ -198,8 +239,10 @@ def train_tabular(
                 )
         features = tuple(config.features)
     else:
-        features = tuple(c for c in table.column_names if c != label and c not in exclude)
-    parts = split_indices(y, config)
+        features = tuple(
+            c for c in table.column_names if c not in (label, SYNTHETIC_COLUMN) and c not in exclude
+        )
+    parts = split_indices(y, config, train_only=synthetic_rows(table))
     if min(len(parts["train"]), len(parts["validation"]), len(parts["test"])) == 0:
         raise InvalidInputError(
             "too few labelled rows to split into train, validation and test",
@@ -228,10 +271,19 @@ def train_tabular(
         return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
 
     val = [(x_all[parts["validation"]], y_all[parts["validation"]])]
-    history = fit(
-        module, batches, loss_of, val, epochs=config.epochs, patience=config.patience, optimizer=optimizer,
-        seed=config.seed, progress=progress, logger=logger, name=f"training {config.model}",
-    )  # fmt: skip
+    privacy = None
+    if is_private(config):
+        data = PrivateBatches((train_x, train_y), lambda m, b: m(b[0]), lambda b: b[1])
+        privacy, history = run_private(
+            module, data, lambda m: float(loss_of(m, val[0])), config, private, progress=progress,
+            logger=logger, name=f"private training {config.model}",
+        )  # fmt: skip
+    else:
+        history = fit(
+            module, batches, loss_of, val, epochs=config.epochs, patience=config.patience,
+            optimizer=optimizer, seed=config.seed, progress=progress, logger=logger,
+            name=f"training {config.model}",
+        )  # fmt: skip
     model = TabularClassifier(module, pre, classes, config)
     test = parts["test"]
     proba = model.predict_proba(frame.iloc[test])
@@ -241,4 +293,4 @@ def train_tabular(
     }
     evaluation = evaluate(y[test], proba, classes, masks)
     sizes = {k: len(v) for k, v in parts.items()}
-    return TabularResult(model, evaluation, history, sizes, label, features)
+    return TabularResult(model, evaluation, history, sizes, label, features, privacy)

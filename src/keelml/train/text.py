@@ -24,11 +24,13 @@ import pyarrow as pa
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError
 from keelml.core.progress import Progress
 from keelml.core.tracking import RunLogger
-from keelml.train.config import TextConfig
+from keelml.train.config import TextConfig, is_private
 from keelml.train.evaluation import Evaluation, evaluate
+from keelml.train.exporting import ExportSource, probability_module
 from keelml.train.peft_adapters import base_model_path, load_base, target_modules, wrap
+from keelml.train.private import PrivacyReport, PrivateBatches, PrivateTraining, run_private
 from keelml.train.pruned import load_encoder
-from keelml.train.tabular import SliceLike, labels_of, split_indices
+from keelml.train.tabular import SliceLike, labels_of, split_indices, synthetic_rows
 from keelml.train.trainer import FitHistory, fit, seed_everything
 
 
@@ -101,6 +103,23 @@ class TextClassifier:
         module.encoder = module.encoder.merge_and_unload()
         return TextClassifier(module, self.tokenizer, self.classes, self.config)
 
+    def export_source(self, example_texts: Sequence[str] = ("an example review", "short")) -> ExportSource:
+        """The merged module with a softmax, example inputs, and the tokenizer as ``tokenizer.json``."""
+        model = self.merged()
+        ids, mask = model.encode(list(example_texts))
+        axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+        return ExportSource(
+            task="text", module=probability_module(model.module), example_inputs=(ids, mask),
+            input_names=("input_ids", "attention_mask"), dynamic_axes=axes, classes=self.classes,
+            fields=((self.config.text, "text"),),
+            preprocessing={"kind": "tokenizer", "file": "tokenizer.json",
+                           "max_length": self.config.max_length,
+                           "pad_id": int(self.tokenizer.pad_token_id or 0),
+                           "pad_token": str(self.tokenizer.pad_token)},
+            config=self.config.to_json(),
+            files={"tokenizer.json": self.tokenizer.backend_tokenizer.to_str().encode("utf-8")},
+        )  # fmt: skip
+
     def save(self, folder: Path) -> Path:
         import torch
 
@@ -161,6 +180,7 @@ class TextResult:
     trainable_parameters: int
     total_parameters: int
     steps: int
+    privacy: PrivacyReport | None = None  # set by a DP-SGD run
 
 
 def train_text(
@@ -171,7 +191,9 @@ def train_text(
     slices: Sequence[SliceLike] = (),
     progress: Progress | None = None,
     logger: RunLogger | None = None,
+    private: PrivateTraining | None = None,
 ) -> TextResult:
+    """Fine-tune; with ``dp_epsilon`` or ``dp_noise_multiplier`` the adapter and head train with DP-SGD."""
     import torch
 
     if config.text not in table.column_names:
@@ -183,7 +205,7 @@ def train_text(
         )
     base = base_model_path(config.base)
     table, y, classes = labels_of(table, config.label or label)
-    parts = split_indices(y, config)
+    parts = split_indices(y, config, train_only=synthetic_rows(table))
     if min(len(p) for p in parts.values()) == 0:
         raise InvalidInputError(
             "too few labelled rows to split into train, validation and test",
@@ -222,11 +244,29 @@ def train_text(
     val = [encoded(parts["validation"][i : i + 64]) for i in range(0, len(parts["validation"]), 64)]
     trainable = [p for p in model.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate)
-    history = fit(
-        model.module, batches, loss_of, val, epochs=config.epochs, patience=config.patience,
-        optimizer=optimizer, seed=config.seed, progress=progress, logger=logger,
-        name=f"fine-tuning ({config.peft})",
-    )  # fmt: skip
+    privacy = None
+    if is_private(config):
+        data = PrivateBatches(
+            (torch.as_tensor(train_idx),),
+            lambda m, b: m(*model.encode([texts[i] for i in b[0].tolist()])),
+            lambda b: y_all[b[0]],
+        )
+        n_val = max(len(parts["validation"]), 1)
+
+        def val_loss(m: Any) -> float:
+            return sum(float(loss_of(m, b)) * len(b[0]) for b in val) / n_val
+
+        privacy, history = run_private(
+            model.module, data, val_loss, config, private, progress=progress, logger=logger,
+            name=f"private fine-tuning ({config.peft})",
+        )  # fmt: skip
+        steps = privacy.steps
+    else:
+        history = fit(
+            model.module, batches, loss_of, val, epochs=config.epochs, patience=config.patience,
+            optimizer=optimizer, seed=config.seed, progress=progress, logger=logger,
+            name=f"fine-tuning ({config.peft})",
+        )  # fmt: skip
     test = parts["test"]
     proba = model.predict_proba([texts[i] for i in test])
     test_table = table.take(pa.array(test))
@@ -236,5 +276,5 @@ def train_text(
     trainable_n, total_n = model.parameter_counts()
     sizes = {k: len(v) for k, v in parts.items()}
     return TextResult(
-        model, evaluate(y[test], proba, classes, masks), history, sizes, trainable_n, total_n, steps
+        model, evaluate(y[test], proba, classes, masks), history, sizes, trainable_n, total_n, steps, privacy
     )

@@ -1,0 +1,149 @@
+"""Quantization of an exported ONNX graph: dynamic int8 (default), static int8, 4-bit weights, fp16.
+
+- ``int8``: dynamic quantization, int8 weights per output channel; activations quantized at run time.
+- ``int8-static``: QDQ int8 with activation ranges from calibration rows; only MatMul/Gemm are
+  quantized, so LayerNorm, GELU, Softmax and residual adds stay in float.
+- ``int4``: weight-only 4-bit blocks (``MatMulNBits``) for MatMuls with at least ``min_elements`` weights.
+- ``fp16``: float16 weights and compute, float32 inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from keelml.core.errors import InvalidInputError, missing_dependency
+
+QUANTIZED = ("int8", "int8-static", "int4", "fp16")
+FLOAT_OPS_KEPT = ("LayerNormalization", "Gelu", "Softmax", "Add")  # never quantized by int8-static
+
+
+class CalibrationSchemaError(InvalidInputError):
+    """Calibration rows do not have the model's input fields or kinds."""
+
+
+def _ort_quantization() -> Any:
+    try:
+        import onnxruntime.quantization as q  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise missing_dependency("onnxruntime", "export", "ONNX quantization") from exc
+    return q
+
+
+def _io(graph: bytes, work: Any) -> tuple[Path, Path]:
+    folder = Path(work)
+    source = folder / "model.onnx"
+    source.write_bytes(graph)
+    return source, folder / "quantized.onnx"
+
+
+def dynamic_int8(graph: bytes) -> bytes:
+    """Int8 weights per output channel (MatMul, Gemm, embedding Gather); activations at run time."""
+    q = _ort_quantization()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source, target = _io(graph, tmp)
+        q.quantize_dynamic(
+            str(source), str(target), per_channel=True, weight_type=q.QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )  # fmt: skip
+        return target.read_bytes()
+
+
+class _Feeds:
+    """An ONNX Runtime CalibrationDataReader over preprocessed batches."""
+
+    def __init__(self, batches: Sequence[Mapping[str, npt.NDArray[Any]]]) -> None:
+        self._iter: Iterator[Mapping[str, npt.NDArray[Any]]] = iter(batches)
+
+    def get_next(self) -> dict[str, npt.NDArray[Any]] | None:
+        batch = next(self._iter, None)
+        return None if batch is None else dict(batch)
+
+    def rewind(self) -> None:  # the calibrator reads once; kept for the reader protocol
+        return None
+
+
+def static_int8(graph: bytes, batches: Sequence[Mapping[str, npt.NDArray[Any]]]) -> bytes:
+    """QDQ int8 of MatMul/Gemm with activation ranges from ``batches`` (LayerNorm/GELU/Softmax/Add float)."""
+    q = _ort_quantization()
+    if not batches:
+        raise CalibrationSchemaError(
+            "static int8 quantization needs calibration rows",
+            expected="at least one row with the model's input fields",
+            received="no rows",
+            fix="pass calibration rows (e.g. a sample of the training data)",
+        )
+    reader = _Feeds(batches)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source, target = _io(graph, tmp)
+        q.quantize_static(
+            str(source), str(target), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
+            activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"], calibrate_method=q.CalibrationMethod.MinMax,
+            extra_options={"MatMulConstBOnly": True},
+        )  # fmt: skip
+        return target.read_bytes()
+
+
+def _small_matmuls(model: Any, min_elements: int) -> list[str]:
+    weights = {i.name: int(np.prod(i.dims)) for i in model.graph.initializer}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and weights.get(n.input[1], min_elements) < min_elements
+    ]
+
+
+def int4_weights(graph: bytes, *, block_size: int = 32, min_elements: int = 4096) -> bytes:
+    """4-bit symmetric block weights (``MatMulNBits``) for MatMuls with >= ``min_elements`` weights."""
+    import onnx
+
+    _ort_quantization()
+    from onnxruntime.quantization.matmul_nbits_quantizer import (  # type: ignore[import-untyped]
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    model = onnx.load_model_from_string(graph)
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantizer = MatMulNBitsQuantizer(
+            model, block_size=block_size, is_symmetric=True, accuracy_level=4,
+            nodes_to_exclude=_small_matmuls(model, min_elements), algo_config=config,
+        )  # fmt: skip
+        quantizer.process()
+    out: bytes = quantizer.model.model.SerializeToString()
+    return out
+
+
+def fp16(graph: bytes) -> bytes:
+    """Float16 weights and compute; inputs and outputs stay float32 (so callers do not change)."""
+    import onnx
+
+    _ort_quantization()
+    from onnxruntime.transformers.float16 import convert_float_to_float16  # type: ignore[import-untyped]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_float_to_float16(onnx.load_model_from_string(graph), keep_io_types=True)
+    out: bytes = model.SerializeToString()
+    return out
+
+
+def count_ops(graph: bytes) -> dict[str, int]:
+    """Operator histogram of a graph (which ops are quantized, which stay float)."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load_model_from_string(graph).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts

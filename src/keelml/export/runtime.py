@@ -1,0 +1,154 @@
+"""Serving runtime for exported bundles: ONNX Runtime (or OpenVINO) plus numpy/tokenizers preprocessing.
+
+Importing or using this module never imports torch, transformers or pandas, so a serving process
+stays small. ``OnnxModel.from_bytes(bundle)`` -> ``predict_proba(rows)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from keelml.core.errors import InvalidInputError, missing_dependency
+from keelml.export.bundle import BundleInfo, read_bundle
+from keelml.export.features import Rows, TextEncoder, columns_of, tabular_features
+
+
+class Preprocess:
+    """Rows -> the graph's named input arrays, from a bundle's manifest and files."""
+
+    def __init__(self, info: BundleInfo, files: Mapping[str, bytes]) -> None:
+        self.info = info
+        self.field_names = tuple(f.name for f in info.fields)
+        spec = info.preprocessing
+        self.text: TextEncoder | None = None
+        if spec.get("kind") == "tokenizer":
+            name = str(spec.get("file", "tokenizer.json"))
+            if name not in files:
+                raise InvalidInputError(
+                    "the bundle lacks its tokenizer", expected=name, received=", ".join(sorted(files)),
+                    fix="re-export the model (`keel export MODEL`)",
+                )  # fmt: skip
+            self.text = TextEncoder(files[name], spec)
+
+    def __call__(self, rows: Rows) -> dict[str, npt.NDArray[Any]]:
+        if self.text is not None and isinstance(rows, Sequence) and all(isinstance(r, str) for r in rows):
+            rows = [{self.field_names[0]: r} for r in rows]  # plain texts are accepted for text models
+        columns = columns_of(rows, self.field_names)
+        if self.text is not None:
+            return self.text.encode(columns[self.field_names[0]])
+        return {self.info.input_names[0]: tabular_features(self.info.preprocessing["preprocessor"], columns)}
+
+
+class OnnxModel:
+    """An exported model in ONNX Runtime; ``threads`` fixes the intra-op thread count."""
+
+    def __init__(self, info: BundleInfo, session: Any, preprocess: Preprocess, size_bytes: int) -> None:
+        self.info = info
+        self.session = session
+        self.preprocess = preprocess
+        self.size_bytes = size_bytes
+        self.output_name = str(session.get_outputs()[0].name)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUExecutionProvider",)
+    ) -> OnnxModel:
+        info, files = read_bundle(data)
+        if info.format != "onnx":
+            raise InvalidInputError(
+                f"this bundle holds a {info.format} model, not ONNX",
+                expected="format onnx", received=info.format,
+                fix="load it with keelml.export.runtime.load_model (OpenVINO) or on its platform (Core ML)",
+            )  # fmt: skip
+        return cls(info, session(files[info.graph], threads=threads, providers=providers),
+                   Preprocess(info, files), len(files[info.graph]))  # fmt: skip
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        """Probabilities for already-preprocessed inputs (what benchmarks time)."""
+        out = self.session.run([self.output_name], dict(feeds))[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
+        """Class probabilities (columns in ``info.classes`` order) for a list of dicts or a table."""
+        feeds = self.preprocess(rows)
+        if len(next(iter(feeds.values()))) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self.run(feeds)
+
+    def predict(self, rows: Rows) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
+
+
+def session(graph: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
+    """An ONNX Runtime session with a fixed thread count (sequential execution, no spinning extras)."""
+    try:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise missing_dependency("onnxruntime", "export", "running exported models") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(graph, options, providers=list(providers))
+
+
+class OpenVinoModel:
+    """An OpenVINO IR bundle compiled for the CPU; same preprocessing and outputs as :class:`OnnxModel`."""
+
+    def __init__(self, info: BundleInfo, compiled: Any, preprocess: Preprocess, size_bytes: int) -> None:
+        self.info = info
+        self.compiled = compiled
+        self.preprocess = preprocess
+        self.size_bytes = size_bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, threads: int = 1) -> OpenVinoModel:
+        try:
+            import openvino as ov  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise missing_dependency("openvino", "openvino", "running OpenVINO exports") from exc
+        info, files = read_bundle(data)
+        core = ov.Core()
+        weights = files["model.bin"]
+        model = core.read_model(files["model.xml"], ov.Tensor(np.frombuffer(weights, dtype=np.uint8)))
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        compiled = core.compile_model(model, "CPU", config)
+        return cls(info, compiled, Preprocess(info, files), len(files["model.xml"]) + len(weights))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        result = self.compiled(dict(feeds))
+        return np.asarray(result[self.compiled.output(0)], dtype=np.float64)
+
+    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
+        feeds = self.preprocess(rows)
+        if len(next(iter(feeds.values()))) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self.run(feeds)
+
+    def predict(self, rows: Rows) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
+
+
+def load_model(data: bytes, *, threads: int = 1) -> OnnxModel | OpenVinoModel:
+    """The runtime for a bundle's format (ONNX or OpenVINO; Core ML predicts only on macOS)."""
+    info, _ = read_bundle(data)
+    if info.format == "openvino":
+        return OpenVinoModel.from_bytes(data, threads=threads)
+    if info.format == "coreml":
+        from keelml.export.targets import coreml_unavailable
+
+        raise coreml_unavailable()
+    return OnnxModel.from_bytes(data, threads=threads)
