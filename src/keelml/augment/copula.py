@@ -111,7 +111,8 @@ def _numeric(
 
 def _categorical(
     name: str, values: pd.Series, eps: float | None, rng: np.random.Generator
-) -> tuple[CategoricalMarginal, npt.NDArray[np.float64]]:
+) -> tuple[CategoricalMarginal, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The marginal, each row's category index, and the category intervals of the true frequencies."""
     text = category_strings(values)
     counts = text.fillna("\x00missing").value_counts()
     names = [None if v == "\x00missing" else str(v) for v in counts.index]
@@ -122,12 +123,39 @@ def _categorical(
         if mass.sum() == 0:
             mass = np.ones(len(mass))
     marginal = CategoricalMarginal(name, tuple(names), mass / mass.sum())
-    # scores from the true frequencies: the noisy ones only shape the sampled marginal
-    edges = np.concatenate([[0.0], np.cumsum(true_share)])
+    # scores come from the true frequencies: the noisy ones only shape the sampled marginal
     position = {v: i for i, v in enumerate(counts.index)}
     index = np.array([position[v] for v in text.fillna("\x00missing")], dtype=np.int64)
-    u = edges[index] + rng.uniform(0.0, 1.0, len(index)) * (edges[index + 1] - edges[index])
-    return marginal, _ndtri(u)
+    return marginal, index, np.concatenate([[0.0], np.cumsum(true_share)])
+
+
+def _category_scores(
+    index: npt.NDArray[np.int64],
+    edges: npt.NDArray[np.float64],
+    numeric: npt.NDArray[np.float64] | None,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Normal scores of a category: a point of its interval per row.
+
+    Uniform points weaken the correlations the copula sees (a category is a coarse view of its
+    latent score). With numeric scores at hand (not in a DP fit: the order would depend on every
+    row), rows are placed in their interval in the order of their predicted latent score plus
+    residual noise, which keeps the dependence on the numbers.
+    """
+    low, width = edges[index], edges[index + 1] - edges[index]
+    if numeric is None or numeric.shape[1] == 0:
+        return _ndtri(low + rng.uniform(0.0, 1.0, len(index)) * width)
+    middle = _ndtri(low + width / 2)
+    design = np.column_stack([numeric, np.ones(len(index))])
+    weights = np.linalg.lstsq(design, middle, rcond=None)[0]
+    fitted = design @ weights
+    key = fitted + rng.normal(0.0, float(np.std(middle - fitted)) or 1e-9, len(index))
+    u = np.empty(len(index))
+    for category in np.unique(index):
+        rows = np.flatnonzero(index == category)
+        ranks = np.argsort(np.argsort(key[rows], kind="stable"), kind="stable")
+        u[rows] = low[rows] + (ranks + 0.5) / len(rows) * width[rows]
+    return _ndtri(u)
 
 
 def _dp_correlation(
@@ -168,10 +196,11 @@ class GaussianCopula:
             marginal, z = _numeric(name, values, name in spec.integers, per_column, rng)
             numeric.append(marginal)
             scores.append(z)
+        numbers = np.column_stack(scores) if scores and epsilon is None else None
         for name in spec.categorical:
-            cmarginal, z = _categorical(name, frame[name], per_column, rng)
+            cmarginal, index, edges = _categorical(name, frame[name], per_column, rng)
             categorical.append(cmarginal)
-            scores.append(z)
+            scores.append(_category_scores(index, edges, numbers, rng))
         matrix = np.column_stack(scores) if scores else np.zeros((len(frame), 0))
         if d < 2:
             correlation = np.eye(d)

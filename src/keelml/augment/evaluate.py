@@ -10,7 +10,7 @@ model on the holdout -- which is checked to hold no synthetic row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -186,6 +186,9 @@ def evaluate_version(
     leaks = None
     if len(unseen) >= 2 and len(fit_real) >= 2:
         leaks = privacy(_dense(encode(fit_real)), _dense(encode(unseen)), _dense(encode(synth_df)), seed=seed)
+        if text is not None:  # a copy of a text is the same string, not the same bag of words
+            copies = synth_df[text].isin(set(fit_real[text].dropna())).mean()
+            leaks = replace(leaks, exact_copies=round(float(copies), 6))
     progress.stage("utility on the holdout")
     scores, rare = _utility(
         real_df, synth_df, train, holdout, label, target, text, real_table, skip, precision, seed
