@@ -21,7 +21,14 @@ from keelml.core.tracking import RunLogger
 from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.train.config import TabularConfig, TextConfig, is_private
 from keelml.train.private import PrivacyReport, PrivateTraining
-from keelml.train.tabular import SliceLike, TabularResult, labels_of, split_indices, train_tabular
+from keelml.train.tabular import (
+    SliceLike,
+    TabularResult,
+    labels_of,
+    split_indices,
+    synthetic_rows,
+    train_tabular,
+)
 from keelml.train.text import TextResult, train_text
 
 
@@ -157,7 +164,8 @@ class Training:
                 f"dataset {ref.name!r} has no label column", expected="a label column", fix="pass the label"
             )
         table, y, _ = labels_of(datasets.read(ref), label)
-        return table.take(pa.array(split_indices(y, parsed)["test"])), label
+        test = split_indices(y, parsed, train_only=synthetic_rows(table))["test"]
+        return table.take(pa.array(test)), label
 
     def split(self, data: str | DatasetRef, config: Any, *, task: str) -> tuple[dict[str, pa.Table], str]:
         """({train, validation, test} rows exactly as a model with this config was trained, the label)."""
