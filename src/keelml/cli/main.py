@@ -17,6 +17,7 @@ from keelml.cli import (
     data_cmd,
     features_cmd,
     label_cmd,
+    fl_cmd,
     lineage_cmd,
     models_cmd,
     monitor_cmd,
@@ -43,6 +44,7 @@ app.add_typer(train_cmd.app, name="train")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(fl_cmd.app, name="fl")
 app.add_typer(augment_cmd.app, name="augment")
 app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
