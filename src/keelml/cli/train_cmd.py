@@ -29,6 +29,22 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML", received=str(exc), fix="fix the syntax") from exc
 
 
+DP_EPSILON = typer.Option(
+    None, "--dp-epsilon", help="Train with DP-SGD; calibrate the noise to this epsilon (PLD accountant)."
+)
+DP_DELTA = typer.Option(None, "--dp-delta", help="DP delta (default 1e-5; must be below 1/rows).")
+DP_NOISE = typer.Option(
+    None, "--noise-multiplier", help="Train with DP-SGD at this noise multiplier; reports the epsilon."
+)
+DP_CLIP = typer.Option(None, "--max-grad-norm", help="DP per-sample clipping norm (default 1.0).")
+
+
+def _dp_flags(
+    epsilon: float | None, delta: float | None, noise: float | None, clip: float | None
+) -> dict[str, Any]:
+    return {"dp_epsilon": epsilon, "dp_delta": delta, "dp_noise_multiplier": noise, "dp_max_grad_norm": clip}
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -47,11 +63,16 @@ def tabular(
     seed: int | None = typer.Option(None, "--seed", help="Random seed (split, init, batches)."),
     slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
     no_register: bool = typer.Option(False, "--no-register", help="Track the run but do not register."),
+    dp_epsilon: float | None = DP_EPSILON,
+    dp_delta: float | None = DP_DELTA,
+    noise_multiplier: float | None = DP_NOISE,
+    max_grad_norm: float | None = DP_CLIP,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Train a tabular classifier; evaluate overall and per slice; track and register it."""
     raw = _read_config(config_file) if config_file else {}
     flags = {"model": model, "label": label, "epochs": epochs, "seed": seed}
+    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
     _train(ctx, raw, flags, TabularConfig, data, name, config_file, slice_opts, no_register, as_json)
 
 
@@ -73,11 +94,16 @@ def text(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
     no_register: bool = typer.Option(False, "--no-register", help="Track the run but do not register."),
+    dp_epsilon: float | None = DP_EPSILON,
+    dp_delta: float | None = DP_DELTA,
+    noise_multiplier: float | None = DP_NOISE,
+    max_grad_norm: float | None = DP_CLIP,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Fine-tune a text classifier offline (LoRA, IA3 or full); evaluate, track and register it."""
     raw = _read_config(config_file) if config_file else {}
     flags = {"text": text_column, "base": base, "peft": peft, "label": label, "epochs": epochs, "seed": seed}
+    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
     _train(ctx, raw, flags, TextConfig, data, name, config_file, slice_opts, no_register, as_json)
 
 
@@ -126,6 +152,7 @@ def _train(
                 "best_epoch": result.history.best_epoch,
                 "sizes": result.sizes,
                 "evaluation": result.evaluation.to_json(),
+                "privacy": None if result.privacy is None else result.privacy.to_json(),
             }
         )
         return
@@ -141,6 +168,17 @@ def _train(
         share = result.trainable_parameters / result.total_parameters
         counts = f"{result.trainable_parameters:,} of {result.total_parameters:,}"
         out.print(f"trainable parameters: {counts} ({share:.2%})")
+    if result.privacy is not None:
+        p = result.privacy
+        out.print(
+            f"differential privacy: [bold]epsilon {p.epsilon:.3f}[/], delta {p.delta:g} "
+            f"({p.accountant.upper()} accountant, {p.neighbouring})"
+        )
+        out.print(
+            f"  noise multiplier {p.noise_multiplier:.3f}, clipping norm {p.max_grad_norm:g}, "
+            f"sample rate {p.sample_rate:.4g}, {p.steps} steps, {p.clipping} clipping; "
+            f"recorded in the privacy ledger of {run.trained.dataset.name}"
+        )
     table = Table("part", "rows", "accuracy", "F1 (macro)", "AUROC", "ECE")
     parts = {
         "test": result.evaluation.overall,

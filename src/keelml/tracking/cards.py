@@ -49,6 +49,21 @@ class ModelCard:
                 out.setdefault(match["slice"], {})[match["metric"]] = value
         return dict(sorted(out.items()))
 
+    def _privacy(self) -> list[str]:
+        """The DP guarantee recorded by a private training run (metrics/params ``privacy_*``)."""
+        eps = self.info.metrics.get("privacy_epsilon")
+        if eps is None:
+            return ["Not trained with differential privacy."]
+        p = self.params
+        return [
+            f"DP-SGD: epsilon {eps:.3f}, delta {p.get('privacy_delta', '?')} "
+            f"({p.get('privacy_accountant', 'pld').upper()} accountant; neighbouring relation: "
+            f"{p.get('privacy_neighbouring', 'add-or-remove-one record')}).",
+            f"Noise multiplier {p.get('privacy_noise_multiplier', '?')}, clipping norm "
+            f"{p.get('privacy_max_grad_norm', '?')}, sample rate {p.get('privacy_sample_rate', '?')}, "
+            f"{p.get('privacy_steps', '?')} steps; the guarantee covers the training rows.",
+        ]
+
     def sections(self) -> list[tuple[str, list[list[str]] | list[str]]]:
         info = self.info
         model = [
@@ -71,6 +86,7 @@ class ModelCard:
             ("Data lineage", lineage),
             ("Training config", config),
             ("Metrics (accuracy, F1 macro, AUROC, ECE)", overall + slices),
+            ("Privacy", self._privacy()),
             ("Gates", gates or ["no gates declared in keel.toml"]),
             ("Limitations", self.limitations() or ["none recorded"]),
         ]

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from keelml.core.errors import ConfigError, InvalidInputError
 
 TabularModel = Literal["mlp", "logreg"]
+DpClipping = Literal["ghost", "hooks"]
 
 
 def _at_least(name: str, value: float, low: float, flag: str) -> None:
@@ -43,6 +44,65 @@ def _refuse_unknown_keys(raw: Mapping[str, Any], known: set[str], source: str) -
         )
 
 
+class _DpSettings(Protocol):
+    @property
+    def dp_epsilon(self) -> float | None: ...
+    @property
+    def dp_delta(self) -> float: ...
+    @property
+    def dp_noise_multiplier(self) -> float | None: ...
+    @property
+    def dp_max_grad_norm(self) -> float: ...
+    @property
+    def dp_clipping(self) -> DpClipping: ...
+    @property
+    def dp_physical_batch(self) -> int | None: ...
+
+
+def is_private(config: _DpSettings) -> bool:
+    """True when the config asks for DP-SGD (a target epsilon or a noise multiplier)."""
+    return config.dp_epsilon is not None or config.dp_noise_multiplier is not None
+
+
+def _check_dp(config: _DpSettings) -> None:
+    if config.dp_epsilon is not None and config.dp_noise_multiplier is not None:
+        raise InvalidInputError(
+            "give either a target epsilon or a noise multiplier, not both",
+            received=f"dp_epsilon={config.dp_epsilon}, dp_noise_multiplier={config.dp_noise_multiplier}",
+            fix="--dp-epsilon 3 calibrates the noise; --noise-multiplier 1.0 reports the epsilon reached",
+        )
+    for name, flag in (("dp_epsilon", "--dp-epsilon"), ("dp_noise_multiplier", "--noise-multiplier"),
+                       ("dp_max_grad_norm", "--max-grad-norm")):  # fmt: skip
+        value = getattr(config, name)
+        if value is not None and not (isinstance(value, int | float) and 0 < value < float("inf")):
+            raise InvalidInputError(
+                f"{name} must be a positive number", received=repr(value), fix=f"pass e.g. {flag} 1.0"
+            )
+    if not (isinstance(config.dp_delta, int | float) and 0 < config.dp_delta < 1):
+        raise InvalidInputError(
+            "dp_delta must be in (0, 1)",
+            expected="a probability below 1/N for N training rows",
+            received=repr(config.dp_delta),
+            fix="pass --dp-delta 1e-5",
+        )
+    if config.dp_clipping not in get_args(DpClipping):
+        raise InvalidInputError(
+            f"unknown clipping mode {config.dp_clipping!r}",
+            expected=" or ".join(get_args(DpClipping)),
+            received=repr(config.dp_clipping),
+            fix="use dp_clipping = 'ghost' (memory-efficient, default) or 'hooks' (Opacus per-sample)",
+        )
+    if config.dp_physical_batch is not None:
+        _at_least("dp_physical_batch", config.dp_physical_batch, 1, "--dp-physical-batch")
+
+
+def _without_dp_when_off(out: dict[str, Any]) -> dict[str, Any]:
+    """Non-private configs serialise (and digest) exactly as before the DP options existed."""
+    if out.get("dp_epsilon") is None and out.get("dp_noise_multiplier") is None:
+        return {k: v for k, v in out.items() if not k.startswith("dp_")}
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class TabularConfig:
     """How to train a tabular classifier. ``label=None`` uses the dataset's label column."""
@@ -60,8 +120,17 @@ class TabularConfig:
     seed: int = 0
     max_categories: int = 20
     features: tuple[str, ...] | None = None
+    # differential privacy (DP-SGD with Opacus; docs/privacy.md): off unless dp_epsilon or
+    # dp_noise_multiplier is set
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    dp_noise_multiplier: float | None = None
+    dp_max_grad_norm: float = 1.0
+    dp_clipping: DpClipping = "ghost"
+    dp_physical_batch: int | None = None
 
     def __post_init__(self) -> None:
+        _check_dp(self)
         if self.model not in get_args(TabularModel):
             raise InvalidInputError(
                 f"unknown tabular model {self.model!r}",
@@ -97,7 +166,7 @@ class TabularConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["hidden"] = list(self.hidden)
         out["features"] = None if self.features is None else list(self.features)
-        return out
+        return _without_dp_when_off(out)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TabularConfig:
@@ -140,8 +209,17 @@ class TextConfig:
     test_fraction: float = 0.2
     validation_fraction: float = 0.1
     seed: int = 0
+    # differential privacy (DP-SGD with Opacus; docs/privacy.md): off unless dp_epsilon or
+    # dp_noise_multiplier is set
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    dp_noise_multiplier: float | None = None
+    dp_max_grad_norm: float = 1.0
+    dp_clipping: DpClipping = "ghost"
+    dp_physical_batch: int | None = None
 
     def __post_init__(self) -> None:
+        _check_dp(self)
         if self.peft not in get_args(PeftMethod):
             raise InvalidInputError(
                 f"unknown fine-tuning method {self.peft!r}",
@@ -169,7 +247,7 @@ class TextConfig:
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["target_modules"] = None if self.target_modules is None else list(self.target_modules)
-        return out
+        return _without_dp_when_off(out)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str = "the training config") -> TextConfig:
