@@ -221,15 +221,10 @@ class SecAggClient:
             shares[v] = (plain[: shamir.SHARE_BYTES], plain[shamir.SHARE_BYTES :])
         st.shares = shares
         masked = encoded
-        masked += crypto.expand_mask(st.self_seed, masked.size, plan.modulus_bits)
+        crypto.apply_mask(masked, st.self_seed)
         for v in sorted(shares):
-            mask = crypto.expand_mask(
-                pair_seed(s_sk, st.peer_keys[v][1], st.round_id, st.cid, v), masked.size, plan.modulus_bits
-            )
-            if st.cid < v:
-                masked += mask
-            else:
-                masked -= mask
+            seed = pair_seed(s_sk, st.peer_keys[v][1], st.round_id, st.cid, v)
+            crypto.apply_mask(masked, seed, subtract=st.cid > v)  # the lower id adds, the higher subtracts
         if plan.modulus_bits < 64:
             masked &= np.uint64((1 << plan.modulus_bits) - 1)
         st.next_phase = Phase.UNMASK

@@ -14,6 +14,7 @@ dtype('uint64')
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +110,29 @@ def expand_mask(seed: bytes, length: int, bits: int) -> U64:
     return words & ring_mask(bits) if bits < 64 else words
 
 
+def apply_mask(acc: U64, seed: bytes, *, subtract: bool = False) -> None:
+    """``acc += mask`` (or ``-=``) in place, mod 2**64, for the mask ``expand_mask(seed, acc.size, 64)``.
+
+    The keystream lands in a reused per-thread buffer: a fresh 800 kB output per mask costs page faults
+    that dominate the cipher on a busy machine. Masks reduced mod 2**bits later give the same sum, since
+    2**bits divides 2**64.
+    """
+    if len(seed) != KEY_BYTES:
+        raise ValueError(f"mask seeds are {KEY_BYTES} bytes, got {len(seed)}")
+    size = 8 * acc.size
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None or len(scratch) < size:
+        scratch = _local.scratch = bytearray(size)
+    encryptor = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
+    encryptor.update_into(_zeros(size), scratch)
+    words = np.frombuffer(scratch, dtype=np.uint64, count=acc.size)
+    if subtract:
+        np.subtract(acc, words, out=acc)
+    else:
+        np.add(acc, words, out=acc)
+
+
+_local = threading.local()
 _zero_pool = memoryview(b"")
 
 

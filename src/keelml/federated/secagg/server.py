@@ -196,13 +196,13 @@ class SecAggServer:
         if self.phase != Phase.UNMASK or self.active or self.total is None or self.length is None:
             raise RuntimeError("unmask() needs a round whose UNMASK replies were collected")
         started = time.perf_counter()
-        bits, d, t = self.plan.modulus_bits, self.length, self.plan.threshold
+        bits, t = self.plan.modulus_bits, self.plan.threshold
         total = self.total
         for cid in sorted(self.masked):
             seed = shamir.combine(
                 self._enough(self.b_shares.get(cid, {}), t, f"self-mask seed of client {cid}")
             )
-            total -= crypto.expand_mask(seed, d, bits)
+            crypto.apply_mask(total, seed, subtract=True)
         for cid in sorted(self.shared - self.masked):
             secret = self._enough(self.sk_shares.get(cid, {}), t, f"masking key of dropped client {cid}")
             s_sk_bytes = shamir.combine(secret)
@@ -215,13 +215,8 @@ class SecAggServer:
                     fix="a neighbour returned a corrupt share; rerun the round",
                 )
             for peer in sorted(self.graph[cid] & self.masked):
-                mask = crypto.expand_mask(
-                    pair_seed(s_sk, self.keys[peer][1], self.round_id, cid, peer), d, bits
-                )
-                if peer < cid:  # the peer added this mask; take it back out
-                    total -= mask
-                else:
-                    total += mask
+                seed = pair_seed(s_sk, self.keys[peer][1], self.round_id, cid, peer)
+                crypto.apply_mask(total, seed, subtract=peer < cid)  # take back out what the peer put in
         if bits < 64:
             total &= ring_mask(bits)
         self.server_seconds[Phase.UNMASK] = self.server_seconds.get(Phase.UNMASK, 0.0) + (

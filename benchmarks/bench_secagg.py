@@ -1,0 +1,271 @@
+"""Benchmark secure aggregation: keelml's SecAgg+ vs plain FedAvg vs Flower's SecAgg+, one run.
+
+    .venv/bin/python benchmarks/bench_secagg.py              # 50 and 200 clients x 100,234 parameters
+    .venv/bin/python benchmarks/bench_secagg.py --quick      # smoke test (results under benchmarks/.work/)
+
+What is measured (all in one process, one thread for numpy/BLAS, methods interleaved per repetition):
+
+1. Flower round: one fit round driven by a Flower server workflow over an in-process Flower Grid
+   (``keelml.federated.secagg.flower_local``: every node's ClientApp runs in this process, messages are
+   deep-copied). Every method uses the same ClientApp, whose ``fit`` returns a fixed per-client update
+   (no training, so the round time is protocol + messaging + aggregation). Methods: plain FedAvg
+   (Flower's ``default_fit_workflow``), keelml (``KeelSecAggWorkflow`` + ``keelml_secagg_mod``), and
+   Flower's ``SecAggPlusWorkflow`` + ``secaggplus_mod``. Clients run one after another, so this is
+   the total CPU cost of a round, not its latency with parallel clients.
+2. Protocol only: ``secure_sum`` on the same vectors vs the plain weighted sum (Flower's
+   ``aggregate``), reporting the server's own time and the critical path with parallel clients
+   (per phase: server time + the slowest client).
+The accuracy of every method is checked against the exact float64 weighted mean.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SHAPES = [(250, 384), (384,), (384, 10), (10,)]  # 100,234 parameters, an MLP-like model
+
+
+_UPDATES: dict[int, list[np.ndarray[Any, Any]]] = {}
+
+
+def _local(node: int) -> list[np.ndarray[Any, Any]]:
+    """Each client's fixed update, generated once outside every timed region."""
+    if node not in _UPDATES:
+        rng = np.random.default_rng(node)
+        _UPDATES[node] = [(0.05 * rng.standard_normal(s)).astype(np.float32) for s in SHAPES]
+    return _UPDATES[node]
+
+
+def _examples(node: int) -> int:
+    return 20 + node % 80
+
+
+def _client_app(mods: list[Any]) -> Any:
+    from flwr.client import NumPyClient
+    from flwr.clientapp import ClientApp
+
+    class Fixed(NumPyClient):
+        def __init__(self, node: int) -> None:
+            self.node = node
+
+        def fit(self, parameters: Any, config: Any) -> tuple[list[Any], int, dict[str, Any]]:
+            update = _local(self.node)
+            return [p + u for p, u in zip(parameters, update, strict=True)], _examples(self.node), {}
+
+    return ClientApp(client_fn=lambda ctx: Fixed(ctx.node_id).to_client(), mods=mods)
+
+
+def flower_round(method: str, nodes: list[int]) -> tuple[float, float]:
+    """Seconds for one fit round and the max |error| against the exact weighted mean.
+
+    ``keelml``: default SecAggConfig (k = 2 ceil(log2 n), t = k // 2 + 1); ``-5``: 5 shares (Flower's
+    count includes the client itself, so keelml gets k = 4), threshold 3; ``-full``: the complete graph,
+    threshold a majority of n.
+    """
+    from flwr.client.mod import secaggplus_mod
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+    from flwr.server.workflow.default_workflows import default_fit_workflow
+
+    from keelml.federated.secagg import SecAggConfig
+    from keelml.federated.secagg.flower_client import keelml_secagg_mod
+    from keelml.federated.secagg.flower_local import legacy_context, local_grid
+    from keelml.federated.secagg.flower_server import KeelSecAggWorkflow
+
+    n = len(nodes)
+    keelml_configs = {
+        "keelml": SecAggConfig(),
+        "keelml-5": SecAggConfig(neighbours=4, threshold=3),
+        "keelml-full": SecAggConfig(full_graph=True, threshold=n // 2 + 1),
+    }
+    workflow: Callable[[Any, Any], None]
+    if method == "plain":
+        mods: list[Any] = []
+        workflow = default_fit_workflow
+    elif method in keelml_configs:
+        mods = [keelml_secagg_mod]
+        workflow = KeelSecAggWorkflow(keelml_configs[method])
+    else:
+        mods = [secaggplus_mod]
+        shares, threshold = (5, 3) if method == "flower-5" else (n, n // 2 + 1)
+        workflow = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold, timeout=600)
+    grid = local_grid(_client_app(mods), nodes)
+    strategy = FedAvg(fraction_fit=1.0, min_fit_clients=len(nodes), min_available_clients=len(nodes))
+    zeros = [np.zeros(s, dtype=np.float32) for s in SHAPES]
+    context = legacy_context(grid, strategy, ndarrays_to_parameters(zeros))
+    started = time.perf_counter()
+    workflow(grid, context)
+    elapsed = time.perf_counter() - started
+    got = parameters_to_ndarrays(
+        compat.arrayrecord_to_parameters(context.state.array_records[MAIN_PARAMS_RECORD], True)
+    )
+    weights = np.array([_examples(n) for n in nodes], dtype=np.float64)
+    error = 0.0
+    for i in range(len(SHAPES)):
+        exact = (
+            sum(w * _local(n)[i].astype(np.float64) for n, w in zip(nodes, weights, strict=True))
+            / weights.sum()
+        )
+        error = max(error, float(np.abs(got[i].astype(np.float64) - exact).max()))
+    return elapsed, error
+
+
+def protocol_only(n: int) -> dict[str, float]:
+    from flwr.server.strategy.aggregate import aggregate
+
+    from keelml.federated.secagg import SecAggConfig, secure_sum
+
+    locals_ = [_local(c) for c in range(n)]
+    started = time.perf_counter()
+    aggregate([(p, _examples(c)) for c, p in enumerate(locals_)])
+    plain = time.perf_counter() - started
+    vectors = [
+        np.concatenate([_examples(c) * a.ravel().astype(np.float64) for a in p] + [[_examples(c)]])
+        for c, p in enumerate(locals_)
+    ]
+    result = secure_sum(vectors, SecAggConfig())
+    server = sum(t.server_s for t in result.timings)
+    return {
+        "plain_aggregate_s": plain,
+        "secure_sequential_s": result.sequential_s,
+        "secure_critical_path_s": result.critical_path_s,
+        "secure_server_s": server,
+        "neighbours": result.neighbours,
+        "threshold": result.threshold,
+        **{f"{t.phase}_server_s": t.server_s for t in result.timings},
+        **{f"{t.phase}_client_max_s": t.clients_max_s for t in result.timings},
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(np.ceil(0.9 * len(ordered))) - 1)]
+    return {"median": statistics.median(ordered), "p90": p90, "min": ordered[0], "n": len(ordered)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    plans = (
+        [(6, 2, ["plain", "keelml", "keelml-5", "flower-5"])]
+        if args.quick
+        else [
+            (50, 5, ["plain", "keelml", "keelml-5", "flower-5"]),
+            (50, 2, ["plain", "keelml-full", "flower-full"]),
+            (200, 3, ["plain", "keelml", "keelml-5", "flower-5"]),
+        ]
+    )
+    runs: list[dict[str, Any]] = []
+    for n, reps, methods in plans:
+        nodes = [1000 + 7919 * i for i in range(n)]
+        for node in nodes:
+            _local(node)
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        errors: dict[str, float] = {}
+        for rep in range(reps):
+            order = methods if rep % 2 == 0 else list(reversed(methods))  # interleave, alternate order
+            for m in order:
+                elapsed, err = flower_round(m, nodes)
+                times[m].append(elapsed)
+                errors[m] = max(errors.get(m, 0.0), err)
+                print(f"n={n} rep={rep} {m}: {elapsed:.3f}s err={err:.2e}", file=sys.stderr, flush=True)
+        ratios = {
+            m: _stats([t / p for t, p in zip(times[m], times["plain"], strict=True)])
+            for m in methods
+            if m != "plain"
+        }
+        runs.append(
+            {
+                "clients": n,
+                "repetitions": reps,
+                "seconds": {m: _stats(v) for m, v in times.items()},
+                "ratio_to_plain": ratios,
+                "max_abs_error": errors,
+            }
+        )
+    proto = {n: protocol_only(n) for n in ([6] if args.quick else [50, 200])}
+    out = {
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_secagg.py"
+        + (" --quick" if args.quick else ""),
+        "parameters": sum(int(np.prod(s)) for s in SHAPES),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, SHARED with ~8 concurrent jobs "
+        f"(load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end)",
+        "versions": {p: version(p) for p in ("numpy", "cryptography", "flwr")}
+        | {"python": platform.python_version()},
+        "flower_rounds": runs,
+        "protocol_only": proto,
+    }
+    target = HERE / (".work" if args.quick else "results")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "secagg.json").write_text(json.dumps(out, indent=2))
+    (target / "secagg.md").write_text(markdown(out))
+    print(markdown(out))
+
+
+def markdown(out: dict[str, Any]) -> str:
+    lines = [
+        "# Secure aggregation: keelml SecAgg+ vs plain FedAvg vs Flower SecAgg+",
+        "",
+        f"Command: `{out['command']}`  ",
+        f"Model: {out['parameters']:,} parameters (float32), FedAvg weighted by num_examples.  ",
+        f"Machine: {out['machine']}.  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items()) + ".",
+        "",
+        "## One Flower fit round (all clients run sequentially in one process)",
+        "",
+        "Same ClientApp (fixed update, no training), same in-process Flower grid, methods interleaved. "
+        "Ratio = method / plain FedAvg of the same repetition; median and p90 over repetitions.",
+        "",
+        "| clients | method | median s | p90 s | ratio median | ratio p90 | max abs error vs exact mean |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in out["flower_rounds"]:
+        for m, st in run["seconds"].items():
+            r = run["ratio_to_plain"].get(m)
+            ratio = f"{r['median']:.2f}x | {r['p90']:.2f}x" if r else "1 | 1"
+            lines.append(
+                f"| {run['clients']} | {m} | {st['median']:.3f} | {st['p90']:.3f} | {ratio} | "
+                f"{run['max_abs_error'][m]:.1e} |"
+            )
+    lines += [
+        "",
+        "## Protocol only (no Flower messaging): `secure_sum` vs plain weighted sum (Flower's `aggregate`)",
+        "",
+        "| clients | k / t | plain aggregate s | keelml server s | critical path s (parallel clients) "
+        "| all clients sequential s |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for n, p in out["protocol_only"].items():
+        lines.append(
+            f"| {n} | {p['neighbours']} / {p['threshold']} | {p['plain_aggregate_s']:.4f} | "
+            f"{p['secure_server_s']:.4f} | {p['secure_critical_path_s']:.4f} | {p['secure_sequential_s']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
