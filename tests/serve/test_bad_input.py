@@ -102,6 +102,7 @@ class Lookup:
     """Two known customers; anything else is unknown."""
 
     keys = ("customer_id",)
+    request_fields = ("budget",)
     stored: ClassVar[dict[int, dict[str, float]]] = {1: {"amount": 250.0}, 2: {"amount": -7000.0}}
 
     def lookup(self, rows: Any) -> list[dict[str, Any]]:
@@ -127,10 +128,19 @@ def test_entity_keys_are_resolved_through_the_feature_store(tmp_path: Path) -> N
         wrong = client.post("/v1/predict", json={"row": {"customer_id": 1.5, "region": "n", "note": ""}})
         assert wrong.status_code == 422 and "entity key" in wrong.json()["error"]["constraint"]
         assert client.get("/v1/model").json()["entity_keys"] == ["customer_id"]
+        budget = client.post("/v1/predict", json={"row": {**rows[0], "budget": 100.0}})
+        assert budget.status_code == 200  # a request-time field of an on-demand feature is accepted
+        raw = json.dumps({"row": {**rows[0], "budget": 1.0}}).replace("1.0}", "1e999}")
+        bad = client.post("/v1/predict", content=raw.encode())
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "rows[0].budget"
         client.app.state.service.predictions.flush()  # type: ignore[attr-defined]
     table = request_log.read(request_log.request_log_path(tmp_path, "loans"))
-    assert table is not None and table.column("in.customer_id").to_pylist() == [1.0, 2.0]
-    assert table.column("in.amount").to_pylist() == [250.0, -7000.0]
+    assert table is not None
+    logged = sorted(table.select(["in.customer_id", "in.amount", "in.budget"]).to_pylist(), key=str)
+    logged = [tuple(r.values()) for r in logged]
+    assert sorted(logged, key=str) == sorted(
+        [(1.0, 250.0, None), (2.0, -7000.0, None), (1.0, 250.0, 100.0)], key=str
+    )
 
 
 def test_request_error_json_shape() -> None:

@@ -65,8 +65,9 @@ class ServiceState:
         spec = self.specs.get(id(loaded))
         if spec is None:
             keys = self.features.keys if self.features is not None else ()
+            extra = self.features.request_fields if self.features is not None else ()
             stored = frozenset(f.split(":", 1)[-1] for f in self.config.features)
-            spec = RowSpec(loaded.schema, keys, stored & set(loaded.schema.names))
+            spec = RowSpec(loaded.schema, keys, stored & set(loaded.schema.names), extra)
             self.specs = {id(loaded): spec}  # only the current model's spec is kept
         return spec
 

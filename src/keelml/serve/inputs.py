@@ -48,6 +48,11 @@ class FeatureLookup(Protocol):
     @property
     def keys(self) -> tuple[str, ...]: ...
 
+    @property
+    def request_fields(self) -> tuple[str, ...]:
+        """Request-time fields the store's on-demand features read (not model inputs themselves)."""
+        ...
+
     def lookup(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Per row, the stored features; raises RequestError naming an unknown key."""
         ...
@@ -124,6 +129,7 @@ class RowSpec:
     schema: ModelSchema
     entity_keys: tuple[str, ...] = ()
     stored: frozenset[str] = frozenset()  # inputs that come from the feature store, not the request
+    request_extra: tuple[str, ...] = ()  # request-time fields for on-demand features
 
     @property
     def request_fields(self) -> tuple[InputField, ...]:
@@ -160,7 +166,7 @@ def check_rows(
     rows = _rows_of(payload, max_rows)
     fields = spec.request_fields
     checkers = [(f.name, _checker(f, max_text)) for f in fields]
-    allowed = {f.name for f in fields} | set(spec.entity_keys)
+    allowed = {f.name for f in fields} | set(spec.entity_keys) | set(spec.request_extra)
     lone_text = len(fields) == 1 and fields[0].kind == "text" and not spec.entity_keys
     out: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
@@ -191,6 +197,10 @@ def check_rows(
                     422, f"{where}.{key}", "an entity key: an integer or a string", _shown(value)
                 )
             entity[key] = value
+        for name in spec.request_extra:
+            if name in row and name not in checked:
+                value = row[name]
+                entity[name] = _number(f"{where}.{name}", value) if not isinstance(value, str) else value
         out.append(checked)
         keys.append(entity)
     return out, keys
@@ -206,7 +216,7 @@ def merge_features(
     rows: list[dict[str, Any]], keys: list[dict[str, Any]], spec: RowSpec, features: FeatureLookup
 ) -> list[dict[str, Any]]:
     """Add the stored features of each row's entity; a missing value is a 422 naming the entity."""
-    found = features.lookup(keys)
+    found = features.lookup([{**k, **r} for k, r in zip(keys, rows, strict=True)])
     stored = [f for f in spec.schema.fields if f.name in spec.stored]
     for i, (row, values) in enumerate(zip(rows, found, strict=True)):
         for f in stored:

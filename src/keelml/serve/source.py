@@ -77,6 +77,10 @@ class OnlineFeatures:
                 fix="correct [serve] features in keel.toml (see `keel features list`)",
             )
         self.keys = tuple(dict.fromkeys(k for name in sorted(views) for k in known[name].entity.keys))
+        wanted = {f.split(":", 1)[-1] for f in features}
+        self.request_fields = tuple(
+            dict.fromkeys(r for d in self._store.repo.derived if d.name in wanted for r in d.request)
+        )
 
     def lookup(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         try:
