@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,29 +167,34 @@ def _profile_part(
         values = frame.features[name]
         if name in categorical or is_categorical(values):
             cat = CategoricalSketch.empty()
-            cat.update(values.to_numpy(dtype=object))
+            cat.update(values)
             cols[str(name)] = cat
         else:
             num = NumericSketch.empty(k)
             num.update(values.to_numpy(dtype=float))
             cols[str(name)] = num
     outs: dict[str, ColumnSketch] = {}
-    sample = frame.features.copy()
+    priority = rng.random(len(frame))
+    keep = (
+        np.argsort(priority)[:sample_size]
+        if len(frame) <= sample_size
+        else np.argpartition(priority, sample_size)[:sample_size]
+    )
+    sample = frame.features.iloc[keep].reset_index(drop=True)
     if frame.proba is not None:
         for j, c in enumerate(frame.classes):
             s = NumericSketch.empty(k)
             s.update(frame.proba[:, j])
             outs[f"proba.{c}"] = s
-            sample[f"proba.{c}"] = frame.proba[:, j]
+            sample[f"proba.{c}"] = frame.proba[keep, j]
     if frame.prediction is not None:
         pred = CategoricalSketch.empty()
         pred.update(frame.prediction)
         outs["prediction"] = pred
-        sample[PREDICTION] = frame.prediction.astype(str)
+        sample[PREDICTION] = frame.prediction[keep].astype(str)
     if frame.truth is not None:
-        sample[TRUTH] = frame.truth
-    sample[PRIORITY] = rng.random(len(frame))
-    sample = sample.nsmallest(sample_size, PRIORITY).reset_index(drop=True)
+        sample[TRUTH] = frame.truth[keep]
+    sample[PRIORITY] = priority[keep]
     correct = frame.correct()
     labelled = int(np.isfinite(correct).sum())
     return Profile(
@@ -213,11 +219,34 @@ def build_profile(
             received="0 rows",
             fix="point the reference at a dataset version or log window that has rows",
         )
+    parts = (
+        frame.take(np.arange(start, min(start + partition_rows, len(frame))))
+        for start in range(0, len(frame), partition_rows)
+    )
+    return profile_partitions(parts, categorical=categorical, sample_size=sample_size, seed=seed, k=k)
+
+
+def profile_partitions(
+    partitions: Iterable[Frame],
+    *,
+    categorical: tuple[str, ...] = (),
+    sample_size: int = 2000,
+    seed: int = 0,
+    k: int = 4000,
+) -> Profile:
+    """Sketch each partition (e.g. each file or row group of a reference too big for memory) and merge."""
     cats = frozenset(categorical)
     out: Profile | None = None
-    for i, start in enumerate(range(0, len(frame), partition_rows)):
-        part = frame.take(np.arange(start, min(start + partition_rows, len(frame))))
+    for i, part in enumerate(partitions):
+        if len(part) == 0:
+            continue
         prof = _profile_part(part, cats, sample_size, np.random.default_rng([seed, i]), k)
         out = prof if out is None else out.merge(prof)
-    assert out is not None
+    if out is None:
+        raise EmptySourceError(
+            "cannot profile an empty reference",
+            expected="at least one row",
+            received="0 rows in every partition",
+            fix="point the reference at a dataset version or log window that has rows",
+        )
     return out

@@ -65,8 +65,22 @@ class ProfileDrift:
         self.histograms: dict[str, Histogram] = {}
         self.reset()
 
+    def _is_cat(self, name: str) -> bool:
+        return isinstance(self._sketches[name], CategoricalSketch)
+
+    def _coerce(self, name: str, values: Array) -> Array:
+        """Window values as the reference kind: float (NaN missing) or object (None missing)."""
+        if self._is_cat(name):
+            s = pd.Series(values, dtype=object)
+            out: Array = s.where(s.notna(), None).to_numpy(dtype=object)
+            return out
+        num: Array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+        return num
+
     def reset(self) -> None:
-        self._cur: dict[str, Array] = {n: np.zeros(0, dtype=object) for n in self._sketches}
+        self._cur: dict[str, Array] = {
+            n: np.zeros(0, dtype=object if self._is_cat(n) else float) for n in self._sketches
+        }
         self._rows = 0
         self._notes: list[str] = []
         self.histograms = {}
@@ -86,7 +100,7 @@ class ProfileDrift:
             if col is None:
                 notes.append(f"feature {n!r} is missing from the batch; it was not tested on those rows")
                 continue
-            joined = np.concatenate([self._cur[n], col.astype(object)])
+            joined = np.concatenate([self._cur[n], self._coerce(n, col)])
             self._cur[n] = joined[-self.config.window_size :]
         self._rows = min(self._rows + (max(lengths) if lengths else 0), self.config.window_size)
         self._notes = notes
@@ -99,10 +113,9 @@ class ProfileDrift:
         if len(raw) == 0:
             return [FeatureResult(n, test, None, None, None, False, "no rows in the window")], []
         if cat:
-            present = np.array([v for v in raw if v is not None and not pd.isna(v)], dtype=object)
+            present = pd.Series(raw, dtype=object).dropna().astype(str).to_numpy()
         else:
-            num = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
-            present = num[np.isfinite(num)]
+            present = raw[np.isfinite(raw)]
         notes: list[str] = []
         out: list[FeatureResult] = []
         missing_cur = len(raw) - len(present)
@@ -203,7 +216,7 @@ class ProfileDrift:
         cfg = state["config"]
         config = FeatureDriftConfig(**{**cfg, "categorical_features": tuple(cfg["categorical_features"])})
         det = cls(Profile.from_payload(bytes.fromhex(state["profile"])), config, state["part"])
-        det._cur = {n: np.array(v, dtype=object) for n, v in state["current"].items()}
+        det._cur = {n: det._coerce(n, np.array(v, dtype=object)) for n, v in state["current"].items()}
         det._rows = int(state["rows"])
         det._notes = list(state["notes"])
         det._report = DriftReport.from_dict(state["report"])

@@ -90,10 +90,15 @@ class NumericSketch:
 
     def ecdf(self) -> tuple[Array, Array]:
         """The sketch's weighted items, sorted, and the reference CDF just after each of them."""
+        cached = self.__dict__.get("_ecdf")
+        if cached is not None and cached[0] == self.kll.n:
+            return cached[1], cached[2]
         pairs = np.array(list(self.kll), dtype=float).reshape(-1, 2)
         order = np.argsort(pairs[:, 0], kind="stable")
         items, weights = pairs[order, 0], pairs[order, 1]
-        return items, np.cumsum(weights) / weights.sum()
+        cdf = np.cumsum(weights) / weights.sum()
+        self.__dict__["_ecdf"] = (self.kll.n, items, cdf)
+        return items, cdf
 
     def cdf_at(self, points: Array) -> Array:
         """Reference CDF (share of values <= point) at each point."""
@@ -128,10 +133,11 @@ class NumericSketch:
         )
 
 
-def _present_strings(values: Array) -> tuple[Array, int]:
-    v = np.asarray(values, dtype=object).ravel()
-    keep = np.array([x is not None and not (isinstance(x, float) and math.isnan(x)) for x in v], dtype=bool)
-    return v[keep].astype(str), int((~keep).sum()) if len(v) else 0
+def _key(value: Any) -> str:
+    # 1.0 and 1 are one category (a column read as float in one partition and int in another)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass
@@ -150,12 +156,17 @@ class CategoricalSketch:
     def count(self) -> int:
         return sum(self.counts.values())
 
-    def update(self, values: Array) -> None:
-        present, missing = _present_strings(values)
-        self.missing += missing
-        cats, n = np.unique(present, return_counts=True)
-        for c, k in zip(cats.tolist(), n.tolist(), strict=True):
-            self.counts[c] = self.counts.get(c, 0) + int(k)
+    def update(self, values: Any) -> None:
+        import pandas as pd
+
+        series = (
+            values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object).ravel())
+        )
+        counts = series.value_counts(dropna=True)
+        self.missing += int(len(series) - counts.sum())
+        for c, k in zip(counts.index.tolist(), counts.tolist(), strict=True):
+            key = _key(c)
+            self.counts[key] = self.counts.get(key, 0) + int(k)
         self._cap()
 
     def _cap(self) -> None:
