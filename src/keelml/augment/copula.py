@@ -8,8 +8,8 @@ through each marginal.
 
 DP fit (``epsilon``): pure epsilon-DP for neighbouring tables that differ in one replaced row (the
 row count is public). Half of the budget buys the marginals (a histogram per column with Laplace
-noise, sensitivity 2), half the correlation (Kendall's tau per pair with Laplace noise, sensitivity
-4/(n+1), then rho = sin(pi tau / 2) and the nearest positive-definite correlation), as in DPCopula
+noise, sensitivity 2), half the correlation (Kendall's tau-a per pair with Laplace noise, sensitivity
+4/n, then rho = sin(pi tau / 2) and the nearest positive-definite correlation), as in DPCopula
 (Li, Xiong and Jiang, 2014). Numeric bin bounds and the set of categories come from the data and
 are not covered by the budget: give bounds you could have known without the data where that matters.
 
@@ -36,6 +36,7 @@ from keelml.augment.columns import TableSpec, category_strings
 
 GRID = 201  # quantiles kept per numeric column
 DP_BINS = 32  # histogram bins per numeric column in a DP fit
+SMALL_TAU_ROWS = 2000  # up to this many rows Kendall's tau is computed for all pairs at once
 _EPS = 1e-6
 
 
@@ -158,18 +159,54 @@ def _category_scores(
     return _ndtri(u)
 
 
+def kendall_tau_a(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Kendall's tau-a of every pair of columns: (concordant - discordant) / all row pairs.
+
+    Small tables: sign products of all row pairs at once; larger ones: scipy's O(n log n) tau-b
+    per pair, turned into tau-a with the tie counts.
+
+    >>> x = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 1.0], [3.0, 0.0, 2.0]])
+    >>> kendall_tau_a(x).round(3).tolist()
+    [[1.0, -1.0, -0.333], [-1.0, 1.0, 0.333], [-0.333, 0.333, 1.0]]
+    """
+    n, d = scores.shape
+    pairs_total = max(n * (n - 1) / 2, 1.0)
+    if n > SMALL_TAU_ROWS:
+        from scipy.stats import kendalltau
+
+        tied = [
+            float(sum(c * (c - 1) / 2 for c in np.unique(scores[:, k], return_counts=True)[1]))
+            for k in range(d)
+        ]
+        out = np.eye(d)
+        for i, j in combinations(range(d), 2):
+            tau_b = kendalltau(scores[:, i], scores[:, j]).statistic
+            scale = np.sqrt((pairs_total - tied[i]) * (pairs_total - tied[j])) / pairs_total
+            out[i, j] = out[j, i] = 0.0 if np.isnan(tau_b) else float(tau_b) * scale
+        return out
+    total = np.zeros((d, d))
+    for start in range(0, n, 64):  # 64 rows against every row after them: 64 * n * d signs at a time
+        rows = scores[start : start + 64]
+        signs = np.sign(rows[:, None, :] - scores[None, :, :])
+        signs *= (np.arange(n)[None, :] > np.arange(start, start + len(rows))[:, None])[:, :, None]
+        flat = signs.reshape(-1, d)
+        total += flat.T @ flat
+    out = np.asarray(total / pairs_total, dtype=np.float64)
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
 def _dp_correlation(
     scores: npt.NDArray[np.float64], eps: float, rng: np.random.Generator
 ) -> npt.NDArray[np.float64]:
-    from scipy.stats import kendalltau
-
+    """Noisy tau-a per pair (replacing one row moves at most n - 1 row pairs: sensitivity 4 / n)."""
     n, d = scores.shape
     pairs = list(combinations(range(d), 2))
+    tau = kendall_tau_a(scores)
     out = np.eye(d)
-    scale = 4.0 / ((n + 1) * (eps / max(len(pairs), 1)))
+    scale = 4.0 / (n * (eps / max(len(pairs), 1)))
     for i, j in pairs:
-        tau = kendalltau(scores[:, i], scores[:, j]).statistic
-        noisy = float(np.clip((0.0 if np.isnan(tau) else tau) + rng.laplace(0.0, scale), -1.0, 1.0))
+        noisy = float(np.clip(tau[i, j] + rng.laplace(0.0, scale), -1.0, 1.0))
         out[i, j] = out[j, i] = np.sin(np.pi * noisy / 2)
     return out
 
