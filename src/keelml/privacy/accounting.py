@@ -179,10 +179,21 @@ def noise_for_epsilon(
     )
     if accountant == "rdp":
         return rdp
-    low = rdp * 0.8
-    while low > MIN_NOISE_MULTIPLIER and eps(low) <= target_epsilon:
-        low = max(MIN_NOISE_MULTIPLIER, low * 0.7)
-    return _solve(eps, target_epsilon, max(low, MIN_NOISE_MULTIPLIER), rdp, tolerance)
+    coarse = _solve(eps, target_epsilon, *_bracket(eps, target_epsilon, rdp), tolerance)
+
+    # the coarse grid overstates small epsilons by a few percent: finish on the accountant's own grid
+    def fine(sigma: float) -> float:
+        return _epsilon(sigma, sample_rate, steps, delta, "pld")
+
+    return _solve(fine, target_epsilon, *_bracket(fine, target_epsilon, coarse, 0.97), tolerance)
+
+
+def _bracket(eps: Any, target: float, high: float, shrink: float = 0.85) -> tuple[float, float]:
+    """(low, high) with eps(low) > target >= eps(high), searching down from a valid ``high``."""
+    low = high * shrink
+    while low > MIN_NOISE_MULTIPLIER and eps(low) <= target:
+        high, low = low, max(MIN_NOISE_MULTIPLIER, low * shrink * shrink)
+    return max(low, MIN_NOISE_MULTIPLIER), high
 
 
 def _solve(eps: Any, target: float, low: float, high: float, tolerance: float) -> float:
