@@ -11,6 +11,7 @@ from keelml.data.slices import Slice
 from keelml.export import ExportResult
 from keelml.pipeline.training import train_tabular
 from keelml.train import TabularConfig
+from tests.cli.conftest import keel  # noqa: F401  (the in-process `keel` CLI fixture)
 from tests.train.conftest import loans
 
 SLICES = [Slice("north", 'region == "north"'), Slice("south", 'region == "south"')]

@@ -15,6 +15,7 @@ import typer
 from keelml.cli import (
     augment_cmd,
     data_cmd,
+    export_cmd,
     features_cmd,
     label_cmd,
     fl_cmd,
@@ -50,6 +51,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
+export_cmd.register(app)
 ui_cmd.register(app)
 serve_cmd.register(app)
 

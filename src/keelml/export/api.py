@@ -52,7 +52,6 @@ class ExportResult:
     parity_max_abs_diff: float
     parent_metrics: Mapping[str, float] = field(hash=False)
     variants: tuple[VariantResult, ...]
-    skipped: tuple[tuple[str, str], ...]  # (variant, reason): e.g. a target this machine cannot run
     accuracy_budget: float
     winner: str | None  # smallest variant within the accuracy budget; never one that misses it
 

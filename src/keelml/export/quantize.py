@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,6 +38,22 @@ def _ort_quantization() -> Any:
     return q
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's quantizers log advice and per-node notes on the root logger; keep the CLI clean."""
+    loggers = [logging.getLogger(), logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _io(graph: bytes, work: Any) -> tuple[Path, Path]:
     folder = Path(work)
     source = folder / "model.onnx"
@@ -46,8 +64,7 @@ def _io(graph: bytes, work: Any) -> tuple[Path, Path]:
 def dynamic_int8(graph: bytes) -> bytes:
     """Int8 weights per output channel (MatMul, Gemm, embedding Gather); activations at run time."""
     q = _ort_quantization()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
         source, target = _io(graph, tmp)
         q.quantize_dynamic(
             str(source), str(target), per_channel=True, weight_type=q.QuantType.QInt8,
@@ -81,8 +98,7 @@ def static_int8(graph: bytes, batches: Sequence[Mapping[str, npt.NDArray[Any]]])
             fix="pass calibration rows (e.g. a sample of the training data)",
         )
     reader = _Feeds(batches)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
         source, target = _io(graph, tmp)
         q.quantize_static(
             str(source), str(target), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
@@ -114,8 +130,7 @@ def int4_weights(graph: bytes, *, block_size: int = 32, min_elements: int = 4096
 
     model = onnx.load_model_from_string(graph)
     config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         quantizer = MatMulNBitsQuantizer(
             model, block_size=block_size, is_symmetric=True, accuracy_level=4,
             nodes_to_exclude=_small_matmuls(model, min_elements), algo_config=config,

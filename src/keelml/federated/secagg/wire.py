@@ -61,7 +61,7 @@ class Message:
             raise _malformed("a body that is not JSON") from exc
         if not isinstance(body, dict):
             raise _malformed("a body that is not a JSON object")
-        return cls(Phase(phase), round_id, sender, receiver, body, data[end:])
+        return cls(Phase(phase), round_id, sender, receiver, body, memoryview(data)[end:])  # no copy
 
     def expect(self, *, round_id: bytes, phase: Phase, sender: int | None, receiver: int) -> None:
         """Reject a message that belongs to another round, phase, sender or receiver."""
