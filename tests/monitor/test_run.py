@@ -32,7 +32,7 @@ def _run(ws: Workspace, at: dt.datetime, **kw: Any) -> Any:
 def test_no_shift_then_shift(profiled: Workspace) -> None:
     rng = np.random.default_rng(1)
     write_log(profiled, rows(rng, 800), T0, "a")
-    quiet = _run(profiled, T0 + HOUR).latest
+    quiet = _run(profiled, T0 + HOUR, spec={"concept": ["ddm"]}).latest
     assert quiet is not None and quiet.rows == 800
     summary = quiet.get("data_drift")
     assert summary is not None and summary.details["status"] == "no_drift" and not summary.alarm
@@ -55,7 +55,7 @@ def test_no_shift_then_shift(profiled: Workspace) -> None:
     assert all(s.details["ci_low"] <= (s.value or 0) <= s.details["ci_high"] for s in slices)
 
     write_log(profiled, rows(rng, 800, shift=0.8), T0 + HOUR, "b")
-    shifted = _run(profiled, T0 + 2 * HOUR).latest
+    shifted = _run(profiled, T0 + 2 * HOUR, spec={"concept": ["ddm"]}).latest
     assert shifted is not None
     drifted = {c.target for c in shifted.of("data_drift") if c.alarm}
     assert {"x", "plan", "*"} <= drifted and "group" not in drifted

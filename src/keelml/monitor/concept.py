@@ -58,6 +58,7 @@ class ConceptDriftConfig:
     max_history: int = 1_000_000
     alpha: float = 0.05  # the false-alarm rate the calibrated thresholds were set for
     calibrated: bool = False  # True when drift_threshold / ph_threshold came from calibrated()
+    adwin_calibrated: bool = False  # True when delta was set for a per-stream false-alarm rate of alpha
 
     @classmethod
     def calibrated_for(
@@ -68,6 +69,7 @@ class ConceptDriftConfig:
         *,
         trials: int = 1000,
         seed: int = 0,
+        adwin: bool = False,
         **kw: Any,
     ) -> ConceptDriftConfig:
         """Thresholds with false-alarm rate ``alpha`` on a stationary stream of ``length`` values.
@@ -76,7 +78,7 @@ class ConceptDriftConfig:
         >>> cfg.calibrated, 3.0 < cfg.drift_threshold < 8.0
         (True, True)
         """
-        from keelml.monitor.calibration import ddm_threshold, page_hinkley_threshold
+        from keelml.monitor.calibration import adwin_delta, ddm_threshold, page_hinkley_threshold
 
         base = cls(**kw)
         if not 0.0 < error_rate < 1.0:
@@ -97,6 +99,9 @@ class ConceptDriftConfig:
             trials=trials,
             seed=seed,
         )
+        if adwin:  # ADWIN's delta is a per-check bound; set it so the per-stream rate is alpha
+            delta = adwin_delta(error_rate, length, alpha, trials=min(trials, 400), seed=seed, steps=8)
+            kw = {**kw, "delta": delta, "adwin_calibrated": True}
         return cls(**{**kw, "drift_threshold": ddm, "ph_threshold": ph, "alpha": alpha, "calibrated": True})
 
     def __post_init__(self) -> None:
@@ -214,6 +219,9 @@ class ADWINDetector(_RiverDetector):
 
     def _threshold(self) -> float:
         return self.config.delta
+
+    def _alpha(self) -> float:
+        return self.config.alpha if self.config.adwin_calibrated else self.config.delta
 
 
 @register
