@@ -29,7 +29,8 @@ class _RunByDefault(TyperGroup):
 
 app = typer.Typer(
     cls=_RunByDefault,
-    help="Targeted augmentation and synthetic rows for rare classes and slices; evaluate them.",
+    help="Targeted augmentation and synthetic rows for rare classes and slices; evaluate them. "
+    "`keel augment NAME --target ...` is short for `keel augment run NAME --target ...`.",
     no_args_is_help=True,
 )
 
