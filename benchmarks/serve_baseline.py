@@ -17,6 +17,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 
+class Body(BaseModel):
+    row: dict[str, str]
+
+
 def build(workspace: str, spec: str, threads: int) -> FastAPI:
     import torch
 
@@ -32,9 +36,6 @@ def build(workspace: str, spec: str, threads: int) -> FastAPI:
     model.module.eval()
     field = model.config.text
     app = FastAPI(title="baseline: FastAPI + PyTorch fp32")
-
-    class Body(BaseModel):
-        row: dict[str, str]
 
     @app.post("/v1/predict")
     async def predict(body: Body) -> dict[str, Any]:

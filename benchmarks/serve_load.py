@@ -44,14 +44,14 @@ def _request(host: str, port: int, path: str, body: bytes, api_key: str | None) 
     return (head + "\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, float | None]:
-    """(status, body, model milliseconds from a Server-Timing header, if any)."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, float | None, float | None]:
+    """(status, body, model and app milliseconds from a Server-Timing header, if any)."""
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("server closed the connection")
     status = int(status_line.split()[1])
     length = 0
-    model_ms = None
+    model_ms = app_ms = None
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b"\n", b""):
@@ -65,13 +65,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, floa
                 metric, _, dur = part.strip().partition(";dur=")
                 if metric == "model":
                     model_ms = float(dur)
-    return status, await reader.readexactly(length), model_ms
+                elif metric == "app":
+                    app_ms = float(dur)
+    return status, await reader.readexactly(length), model_ms, app_ms
 
 
 async def _worker(
     url: str, requests: list[bytes], offset: int, stop: float, interval: float | None, start: float,
     latencies: list[float], statuses: Counter[int], samples: list[bytes], rows: list[int],
-    overheads: list[float],
+    overheads: list[float], inside: list[float],
 ) -> None:  # fmt: skip
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -93,7 +95,7 @@ async def _worker(
             writer.write(requests[i % len(requests)])
             try:
                 sent = time.perf_counter()
-                status, body, model_ms = await _read_response(reader)
+                status, body, model_ms, app_ms = await _read_response(reader)
             except (ConnectionError, asyncio.IncompleteReadError):
                 statuses[-1] += 1
                 writer.close()
@@ -103,6 +105,8 @@ async def _worker(
             latencies.append((done - scheduled) * 1000.0)
             if model_ms is not None:
                 overheads.append((done - sent) * 1000.0 - model_ms)  # e2e beyond the model's own time
+                if app_ms is not None:
+                    inside.append(app_ms - model_ms)  # the handler's own work beyond the model
             statuses[status] += 1
             if status == 200:
                 rows[0] += body.count(b'"prediction_id"')  # predictions the server says it served
@@ -127,12 +131,13 @@ async def run_load(
     samples: list[bytes] = []
     rows = [0]
     overheads: list[float] = []
+    inside: list[float] = []
     interval = concurrency / rate if rate else None
     start = time.perf_counter()
     stop = start + seconds
     await asyncio.gather(*(
         _worker(url, requests, k * max(1, len(requests) // concurrency), stop, interval, start, latencies,
-                statuses, samples, rows, overheads)
+                statuses, samples, rows, overheads, inside)
         for k in range(concurrency)
     ))  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -150,6 +155,7 @@ async def run_load(
         "p99_ms": percentile(latencies, 99),
         "overhead_p50_ms": percentile(overheads, 50) if overheads else None,
         "overhead_p90_ms": percentile(overheads, 90) if overheads else None,
+        "handler_overhead_p50_ms": percentile(inside, 50) if inside else None,
         "concurrency": concurrency,
         "rate": rate,
         "error_samples": [s.decode("utf-8", "replace") for s in samples],

@@ -18,6 +18,11 @@ def serve(
     reload_seconds: float | None = typer.Option(
         None, "--reload-seconds", help="How often to poll the alias (default: [serve] reload_seconds)."
     ),
+    model_threads: int | None = typer.Option(
+        None,
+        "--model-threads",
+        help="ONNX Runtime intra-op threads per worker (default: [serve] model_threads).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve MODEL@ALIAS: /v1/predict, /v1/feedback, /v1/model, /healthz, /readyz, /metrics, /docs.
@@ -33,6 +38,8 @@ def serve(
     config = config_of(ws)
     if reload_seconds is not None:
         config = config.with_overrides(reload_seconds=reload_seconds)
+    if model_threads is not None:
+        config = config.with_overrides(model_threads=model_threads)
     options = ServeOptions(host=host, port=port, workers=workers, log_level=log_level)
     err.print(f"serving {spec} on http://{host}:{port} (docs at /docs, metrics at /metrics)")
     run_server(ws, spec, options, config)
