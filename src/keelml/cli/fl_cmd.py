@@ -232,6 +232,9 @@ def client(
     max_wait: float = typer.Option(
         30.0, "--max-wait", help="Exit after the server is unreachable this long."
     ),
+    connect_timeout: float = typer.Option(
+        120.0, "--connect-timeout", help="Give up if no server answers within this many seconds."
+    ),
     timeout: float = typer.Option(3600.0, "--timeout", help="Exit after this many seconds in any case."),
 ) -> None:
     """Run a Flower SuperNode on this machine's own data; only model updates leave it."""
@@ -239,6 +242,13 @@ def client(
 
     err.print(f"client {name or data.stem}: connecting to {server_address}")
     code = run_client(
-        data, label=label, server=server_address, port=port, name=name, max_wait=max_wait, timeout=timeout
+        data,
+        label=label,
+        server=server_address,
+        port=port,
+        name=name,
+        max_wait=max_wait,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
     )
     err.print(f"client {name or data.stem}: SuperNode exited with code {code}")

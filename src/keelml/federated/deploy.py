@@ -102,7 +102,15 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
             continue
 
 
+def flower_env(**extra: str) -> dict[str, str]:
+    """The environment for Flower's processes: they start their helpers (flower-superexec,
+    flwr-clientapp) by name, so this interpreter's scripts folder goes first on PATH."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", ""), **extra}
+
+
 def _spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = env or flower_env()
     with log.open("ab") as out:
         return subprocess.Popen(
             list(args), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -146,7 +154,7 @@ def run_server(
         f'[superlink]\ndefault = "keel"\n\n[superlink.keel]\naddress = "{host}:{port}"\ninsecure = true\n',
         encoding="utf-8",
     )
-    env = {**os.environ, "FLWR_HOME": str(home)}
+    env = flower_env(FLWR_HOME=str(home))
     link = _spawn(
         [
             _bin("flower-superlink"),
@@ -215,6 +223,13 @@ def _count_lines(path: Path) -> int:
     return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
 
 
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex((host or "127.0.0.1", int(port))) == 0
+
+
 def run_client(
     data: Path,
     *,
@@ -224,10 +239,13 @@ def run_client(
     name: str | None = None,
     features: Sequence[str] | None = None,
     max_wait: float = 30.0,
+    connect_timeout: float = 120.0,
     timeout: float = 3600.0,
     log: Path | None = None,
 ) -> int:
-    """Run a SuperNode for ``data`` until the server goes away (``max_wait`` s) or ``timeout``."""
+    """Run a SuperNode for ``data``; return once the SuperLink, after being seen, has been unreachable
+    for ``max_wait`` s (its run ended), or after ``timeout`` s (code 124). A SuperLink not seen within
+    ``connect_timeout`` s is an error. The SuperNode is always stopped."""
     if not data.is_file():
         raise SourceNotFoundError(
             f"no client data at {data}",
@@ -241,22 +259,38 @@ def run_client(
     node_config = f"data-path='{data.resolve()}' label='{label}' name='{name or data.stem}'"
     if features:
         node_config += f" features='{','.join(features)}'"
-    args = [
-        _bin("flower-supernode"),
-        "--insecure",
-        "--superlink",
-        server,
-        "--port",
-        str(port),
-        "--node-config",
-        node_config,
-        "--max-wait-time",
-        str(max_wait),
-    ]
-    proc = _spawn(args, log) if log is not None else subprocess.Popen(args, start_new_session=True)
+    args = [_bin("flower-supernode"), "--insecure", "--superlink", server, "--port", str(port),
+            "--node-config", node_config, "--max-wait-time", str(max_wait)]  # fmt: skip
+    # SIGTERM must unwind through `finally` so the SuperNode (its own session) is stopped too
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    proc = (
+        _spawn(args, log)
+        if log is not None
+        else subprocess.Popen(args, env=flower_env(), start_new_session=True)
+    )
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        started = time.monotonic()
+        last_seen: float | None = None
+        while time.monotonic() - started < timeout:
+            if proc.poll() is not None:
+                return proc.returncode
+            now = time.monotonic()
+            if _reachable(server):
+                last_seen = now
+            elif last_seen is not None and now - last_seen > max_wait:
+                return 0  # the server is gone: its run ended
+            elif last_seen is None and now - started > connect_timeout:
+                raise BackendUnavailableError(
+                    f"no SuperLink at {server} within {connect_timeout:g} s",
+                    expected="a running `keel fl server`",
+                    fix="start the server first, check --server HOST:PORT, or raise --connect-timeout",
+                )
+            time.sleep(0.5)
         return 124
     finally:
         stop(proc)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
