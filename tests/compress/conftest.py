@@ -1,4 +1,4 @@
-"""One workspace per module with a registered tabular MLP and a registered tiny text model (MLflow is slow)."""
+"""One workspace for all compress tests, with a registered tabular MLP and a registered tiny text model (MLflow is slow)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def tiny_base(folder: Path, layers: int = 2) -> Path:
     return base
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def compress_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("compress")
     ws = Workspace.init(root / "ws")

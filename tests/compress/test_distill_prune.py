@@ -31,7 +31,7 @@ def test_tabular_student_is_narrower_keeps_accuracy_and_is_registered_with_linea
     assert set(result.accuracy.slices) == {"north", "south"}
     info = result.registered
     assert info.name == "loan-clf" and info.version >= 2
-    assert info.tags["keel.variant"] == "distilled" and info.tags["keel.parent"] == "loan-clf@1"
+    assert info.tags["keel.variant"] == "distilled" and info.tags["keel.compressed_from"] == "loan-clf@1"
     assert info.metrics["test_accuracy"] == pytest.approx(result.accuracy.accuracy)
     assert "slice_north_accuracy" in info.metrics
     graph = ws.catalog.lineage.graph(info.ref.node_id, "upstream")

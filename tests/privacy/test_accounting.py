@@ -37,13 +37,14 @@ def test_pld_is_tighter_than_rdp() -> None:
     assert compute_epsilon(**args) < compute_epsilon(**args, accountant="rdp")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("target", [1.0, 3.0, 8.0])
+@pytest.mark.parametrize("target", [0.5, 1.5])
 def test_noise_for_epsilon_round_trips(target: float) -> None:
-    sigma = noise_for_epsilon(target_epsilon=target, sample_rate=0.02, steps=500, delta=1e-5)
-    reached = compute_epsilon(noise_multiplier=sigma, sample_rate=0.02, steps=500, delta=1e-5)
+    mech = {"sample_rate": 0.01, "steps": 1000, "delta": 1e-5}
+    sigma = noise_for_epsilon(target_epsilon=target, **mech)  # type: ignore[arg-type]
+    reached = compute_epsilon(noise_multiplier=sigma, **mech)  # type: ignore[arg-type]
     assert reached <= target  # never less private than asked
     assert reached == pytest.approx(target, rel=0.01)  # and not much more noise than needed
-    assert compute_epsilon(noise_multiplier=sigma * 0.99, sample_rate=0.02, steps=500, delta=1e-5) > target
+    assert compute_epsilon(noise_multiplier=sigma * 0.98, **mech) > target  # type: ignore[arg-type]
 
 
 def test_unreachable_target_names_the_smallest_epsilon(explains: Callable[..., str]) -> None:
@@ -73,17 +74,17 @@ def test_bad_parameters_are_refused(bad: dict[str, object], explains: Callable[.
 
 def test_accountant_composes_phases_and_round_trips() -> None:
     acc = GaussianAccountant()
-    acc.step(noise_multiplier=1.0, sample_rate=0.01, steps=500)
-    acc.step(noise_multiplier=2.0, sample_rate=0.02, steps=300)
+    acc.step(noise_multiplier=2.0, sample_rate=0.01, steps=500)
+    acc.step(noise_multiplier=3.0, sample_rate=0.02, steps=300)
     restored = GaussianAccountant.from_json(acc.to_json())
     assert restored.epsilon(1e-5) == acc.epsilon(1e-5)
     event = dp_accounting.ComposedDpEvent(
         [
             dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(1.0)), 500
+                dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(2.0)), 500
             ),
             dp_accounting.SelfComposedDpEvent(
-                dp_accounting.PoissonSampledDpEvent(0.02, dp_accounting.GaussianDpEvent(2.0)), 300
+                dp_accounting.PoissonSampledDpEvent(0.02, dp_accounting.GaussianDpEvent(3.0)), 300
             ),
         ]
     )

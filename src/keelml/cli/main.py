@@ -14,6 +14,7 @@ import typer
 
 from keelml.cli import (
     augment_cmd,
+    compress_cmd,
     data_cmd,
     export_cmd,
     features_cmd,
@@ -51,6 +52,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
 workspace_cmd.register(app)
 lineage_cmd.register(app)
+compress_cmd.register(app)
 export_cmd.register(app)
 ui_cmd.register(app)
 serve_cmd.register(app)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -20,6 +21,9 @@ from keelml.compress.register import register_variant
 from keelml.compress.source import Source, load_source
 from keelml.core.progress import Progress
 from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:
+    from keelml.compress.search import SearchResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,37 @@ class Compression:
         return self._finish(
             source, pruned.model, "pruned", pruned.description, counts, _flat(config), slices, register
         )
+
+    def run(
+        self,
+        spec: str,
+        *,
+        accuracy_budget: float = 0.01,
+        latency_target_ms: float | None = None,
+        hardware: str | None = None,
+        methods: Sequence[str] = ("quantize", "prune", "distill"),
+        distill_config: DistillConfig | None = None,
+        prune_config: PruneConfig | None = None,
+        slices: Sequence[SliceLike] = (),
+        batch_size: int = 1,
+        seq: int = 128,
+        rounds: int = 20,
+        report: Path | None = None,
+        mark_winner: bool = True,
+        progress: Progress | None = None,
+    ) -> SearchResult:
+        """Make quantize / prune+quantize / distill+quantize variants, measure them, mark the best in budget.
+
+        See :mod:`keelml.compress.search`; the winner gets the alias ``compressed``.
+        """
+        from keelml.compress.search import search
+
+        return search(
+            self._ws, self, spec, accuracy_budget=accuracy_budget, latency_target_ms=latency_target_ms,
+            hardware=hardware, methods=methods, distill_config=distill_config, prune_config=prune_config,
+            slices=slices, batch_size=batch_size, seq=seq, rounds=rounds, report=report,
+            mark_winner=mark_winner, progress=progress,
+        )  # fmt: skip
 
 
 def _flat(config: Any) -> dict[str, Any]:

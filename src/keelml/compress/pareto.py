@@ -37,6 +37,7 @@ class Candidate:
     cost_per_million: float | None
     parameters: int | None
     note: str = ""
+    eligible: bool = True  # False for the uncompressed parent, shown as the baseline only
 
     def within(self, budget: float, latency_target_ms: float | None) -> bool:
         if self.accuracy_drop > budget + 1e-12:
@@ -71,7 +72,7 @@ def choose(
     candidates: Sequence[Candidate], *, budget: float, latency_target_ms: float | None
 ) -> Candidate | None:
     """The fastest candidate within the budget (and target); None when none qualifies."""
-    eligible = [c for c in candidates if c.spec is not None and c.within(budget, latency_target_ms)]
+    eligible = [c for c in candidates if c.eligible and c.spec and c.within(budget, latency_target_ms)]
     if not eligible:
         return None
     inf = float("inf")

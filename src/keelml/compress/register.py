@@ -1,8 +1,9 @@
 """Registering a compressed model as a new version of the parent's model, with lineage to the parent.
 
-The version gets tags ``keel.variant`` (``distilled`` / ``pruned``), ``keel.parent`` (``NAME@V``) and
-``keel.compression`` (what was done), metrics measured on the parent's test rows, and a lineage edge
-``model:PARENT -> model:NAME@V`` whose relation is the variant.
+The version gets tags ``keel.variant`` (``distilled`` / ``pruned``), ``keel.compressed_from``
+(``NAME@V``; not ``keel.parent``, which names the torch parent of an ONNX export, so the exports of
+the parent stay its only children) and ``keel.compression`` (what was done), metrics measured on the
+parent's test rows, and a lineage edge ``model:PARENT -> model:NAME@V`` whose relation is the variant.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ def register_variant(
     name = source.info.name
     with models.run(experiment=name, run_name=f"{variant} {source.spec}") as run:
         run.log_params({"variant": variant, "parent": source.spec, **params})
-        run.set_tags({"keel.task": source.task, "keel.variant": variant, "keel.parent": source.spec})
+        run.set_tags({"keel.task": source.task, "keel.variant": variant, "keel.compressed_from": source.spec})
         run.log_metrics(dict(metrics))
         run.log_json("compression.json", {"variant": variant, "description": description, "params": params})
         info = models.register(
             name, run, artifact=artifact, dataset=datasets.ref(source.info.dataset), metrics=metrics,
             loader=source.loader, pip_requirements=_requirements(ws, source), task=source.task,
-            tags={"keel.variant": variant, "keel.parent": source.spec, "keel.compression": description},
+            tags={"keel.variant": variant, "keel.compressed_from": source.spec,
+                  "keel.compression": description},
         )  # fmt: skip
     with ws.catalog.begin() as conn:
         ws.catalog.lineage.add_edge(conn, source.info.ref.node_id, info.ref.node_id, variant)

@@ -185,7 +185,7 @@ def noise_for_epsilon(
     def fine(sigma: float) -> float:
         return _epsilon(sigma, sample_rate, steps, delta, "pld")
 
-    return _solve(fine, target_epsilon, *_bracket(fine, target_epsilon, coarse, 0.97), tolerance)
+    return _solve(fine, target_epsilon, *_bracket(fine, target_epsilon, coarse, 0.97), max(tolerance, 5e-3))
 
 
 def _bracket(eps: Any, target: float, high: float, shrink: float = 0.85) -> tuple[float, float]:

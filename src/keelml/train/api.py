@@ -179,7 +179,8 @@ class Training:
                 f"dataset {ref.name!r} has no label column", expected="a label column", fix="pass the label"
             )
         table, y, _ = labels_of(datasets.read(ref), label)
-        return {k: table.take(pa.array(v)) for k, v in split_indices(y, parsed).items()}, label
+        parts = split_indices(y, parsed, train_only=synthetic_rows(table))
+        return {k: table.take(pa.array(v)) for k, v in parts.items()}, label
 
 
 @workspace_accessor("training")

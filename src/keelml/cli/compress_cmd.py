@@ -1,0 +1,73 @@
+"""`keel compress MODEL`: quantize / prune+quantize / distill+quantize, the Pareto table, the winner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from keelml.cli.context import emit_json, out, progress_bar, workspace
+from keelml.compress import DistillConfig, FitSettings, PruneConfig
+from keelml.data.slices import parse_slice_option, slices_from_config
+
+
+def compress(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., metavar="MODEL[@V]", help="A trained (torch) model version."),
+    accuracy_budget: float = typer.Option(
+        0.01, "--accuracy-budget", help="Largest allowed test-accuracy drop from MODEL (0.01 = 1 point)."
+    ),
+    latency_target: float | None = typer.Option(
+        None, "--latency-target", metavar="MS", help="The winner's p50 latency must be at most this."
+    ),
+    hardware: str | None = typer.Option(
+        None, "--hardware", metavar="PROFILE", help="Hardware profile of keel.toml (default cpu-2core)."
+    ),
+    methods: str = typer.Option(
+        "quantize,prune,distill", "--methods", help="Comma-separated subset of quantize, prune, distill."
+    ),
+    layers: int | None = typer.Option(None, "--layers", help="Text student layers (default: half)."),
+    hidden: str | None = typer.Option(None, "--hidden", help="Tabular student widths, e.g. 16,8."),
+    prune_amount: float = typer.Option(0.5, "--prune-amount", help="Share of units pruned per layer."),
+    epochs: int = typer.Option(3, "--epochs", help="Epochs of distillation and of pruning recovery."),
+    batch: int = typer.Option(1, "--batch", help="Batch size of the latency benchmark."),
+    seq: int = typer.Option(128, "--seq", help="Sequence length of the latency benchmark (text)."),
+    rounds: int = typer.Option(20, "--rounds", help="Interleaved benchmark rounds."),
+    slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
+    report: Path = typer.Option(Path("compress-report.html"), "-o", "--report", help="HTML report to write."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Make and measure compressed variants; mark the fastest within the budget with alias `compressed`."""
+    ws = workspace(ctx)
+    fit = FitSettings(epochs=epochs)
+    widths = None if hidden is None else tuple(int(h) for h in hidden.split(",") if h.strip())
+    slices = [*slices_from_config(ws.config.model_extra), *(parse_slice_option(s) for s in slice_opts)]
+    with progress_bar() as bar:
+        result = ws.compress.run(
+            model, accuracy_budget=accuracy_budget, latency_target_ms=latency_target, hardware=hardware,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            distill_config=DistillConfig(layers=layers, hidden=widths, fit=fit),
+            prune_config=PruneConfig(amount=prune_amount, fit=fit), slices=slices, batch_size=batch,
+            seq=seq, rounds=rounds, report=report, progress=bar,
+        )  # fmt: skip
+    if as_json:
+        emit_json(result.to_json())
+        return
+    out.print(
+        f"{result.parent}: test accuracy {result.parent_accuracy:.4f}, {result.hardware}, batch {batch}"
+    )
+    out.print(result.markdown(), markup=False)
+    if result.winner is None:
+        target = "" if latency_target is None else f" and the {latency_target:g} ms target"
+        out.print(
+            f"no variant is within the {accuracy_budget * 100:g} point budget{target}; nothing was marked"
+        )
+    else:
+        w = result.winner
+        drop = f"{w.accuracy_drop * 100:+.2f} points"
+        out.print(f"winner: {w.spec} ({w.label}), {drop}, p50 {w.p50_ms} ms; alias `compressed` -> {w.spec}")
+    out.print(f"report: {result.report}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compress")(compress)

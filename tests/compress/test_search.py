@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keelml import Workspace
+from keelml.compress import DistillConfig, FitSettings, PruneConfig
+from keelml.compress.pareto import Candidate, choose
+from keelml.core.errors import InvalidInputError
+from tests.compress.conftest import SLICES
+
+FIT = FitSettings(epochs=15, patience=5, learning_rate=1e-2)
+
+
+def test_search_measures_every_variant_and_marks_the_fastest_within_budget(
+    compress_ws: Workspace, tmp_path: Path
+) -> None:
+    ws = compress_ws
+    result = ws.compress.run(
+        "loan-clf@1", accuracy_budget=0.05, distill_config=DistillConfig(hidden=(16,), fit=FIT),
+        prune_config=PruneConfig(amount=0.5, fit=FIT), slices=SLICES, rounds=3, report=tmp_path / "r.html",
+    )  # fmt: skip
+    labels = [c.label for c in result.candidates]
+    assert labels == [
+        "parent (torch fp32)", "fp32 (onnx)", "int8 (onnx)", "pruned (torch fp32)", "prune+int8 (onnx)",
+        "distilled (torch fp32)", "distill+int8 (onnx)",
+    ]  # fmt: skip
+    assert all(
+        c.p50_ms is not None and c.size_bytes and c.cost_per_million is not None for c in result.candidates
+    )
+    assert result.front and set(result.front) <= set(labels)
+    winner = result.winner
+    assert winner is not None and winner.eligible and winner.accuracy_drop <= 0.05
+    eligible = [c for c in result.candidates if c.eligible and c.accuracy_drop <= 0.05]
+    assert winner.p50_ms == min(c.p50_ms for c in eligible if c.p50_ms is not None)
+    info = ws.models.show("loan-clf@compressed")
+    assert f"{info.name}@{info.version}" == winner.spec
+    assert '"accuracy_budget": 0.05' in info.tags["keel.compressed"]
+    page = (tmp_path / "r.html").read_text()
+    assert "Plotly.newPlot" in page and "<script src=" not in page and "prune+int8 (onnx)" in page
+    assert "WINNER" in result.markdown()
+
+
+def test_nothing_over_budget_is_ever_marked() -> None:
+    over = Candidate("distill+int8", "m@5", 0.80, 0.10, 0.1, 0.2, 10, 0.01, 5)
+    parent = Candidate("parent", "m@1", 0.90, 0.0, 5.0, 6.0, 100, 1.0, 50, eligible=False)
+    assert choose([over, parent], budget=0.01, latency_target_ms=None) is None
+    ok = Candidate("int8", "m@3", 0.895, 0.005, 1.0, 1.2, 30, 0.1, 50)
+    assert choose([over, parent, ok], budget=0.01, latency_target_ms=None) is ok
+    assert choose([over, parent, ok], budget=0.01, latency_target_ms=0.5) is None
+
+
+def test_a_search_where_every_variant_misses_the_budget_marks_none(compress_ws: Workspace) -> None:
+    ws = compress_ws
+    before = ws.models.show("loan-clf@compressed").version if _has_alias(ws) else None
+    tiny = DistillConfig(hidden=(1,), fit=FitSettings(epochs=1, learning_rate=1e-5))
+    result = ws.compress.run("loan-clf@1", accuracy_budget=0.0, latency_target_ms=1e-6, methods=["distill"],
+                             distill_config=tiny, rounds=3)  # fmt: skip
+    assert result.winner is None
+    assert "WINNER" not in result.markdown()
+    after = ws.models.show("loan-clf@compressed").version if _has_alias(ws) else None
+    assert after == before
+
+
+def _has_alias(ws: Workspace) -> bool:
+    try:
+        ws.models.show("loan-clf@compressed")
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"accuracy_budget": 1.5}, "accuracy budget"), ({"latency_target_ms": 0}, "latency target"),
+     ({"methods": ["shrink"]}, "unknown compression method")],
+)  # fmt: skip
+def test_bad_search_settings_are_refused_before_any_work(
+    compress_ws: Workspace, kw: dict[str, object], match: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        compress_ws.compress.run("loan-clf@1", **kw)  # type: ignore[arg-type]
+
+
+def test_cli_prints_the_pareto_table_and_json(
+    compress_ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from keelml.cli.main import run
+
+    ws = compress_ws
+    args = ["-w", str(ws.root), "compress", "loan-clf@1", "--methods", "quantize", "--rounds", "3",
+            "--accuracy-budget", "0.02", "-o", str(tmp_path / "c.html")]  # fmt: skip
+    assert run(args) == 0
+    shown = capsys.readouterr().out
+    assert "int8 (onnx)" in shown and "winner:" in shown and "alias `compressed`" in shown
+    assert (tmp_path / "c.html").is_file()
+    assert run([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["winner"]["accuracy_drop"] <= 0.02 and data["alias"] == "compressed"
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--methods", "shrink"]) == 4
+    assert "unknown compression method" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "nope"]) == 3
