@@ -25,6 +25,7 @@ def test_server_never_sees_an_update_or_a_secret() -> None:
             st = clients[cid].state
             secrets[cid] = {"seed": st.self_seed, "s_sk": st.s_sk, "c_sk": st.c_sk}
             secrets[cid].update({f"shares-of-{v}": b + s for v, (b, s) in st.shares.items()})
+            secrets[cid].update({f"channel-key-{v}": k for v, k in st.channel_keys.items()})
 
     dropped_before, dropped_after = {4}, {9}
     drops = {4: Phase.MASKED_INPUT, 9: Phase.UNMASK}

@@ -53,6 +53,7 @@ class ClientState:
     self_seed: bytes = b""
     peer_keys: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # v -> (c_pk, s_pk)
     shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # v -> (b share, s_sk share)
+    channel_keys: dict[int, bytes] = field(default_factory=dict)  # v -> AEAD key shared with v (local only)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -65,6 +66,7 @@ class ClientState:
                 "keys": [k.hex() for k in (self.c_sk, self.c_pk, self.s_sk, self.s_pk, self.self_seed)],
                 "peer_keys": {str(v): [c.hex(), s.hex()] for v, (c, s) in self.peer_keys.items()},
                 "shares": {str(v): [b.hex(), s.hex()] for v, (b, s) in self.shares.items()},
+                "channel_keys": {str(v): k.hex() for v, k in self.channel_keys.items()},
             }
         )
 
@@ -87,6 +89,7 @@ class ClientState:
                 int(v): (bytes.fromhex(c), bytes.fromhex(s)) for v, (c, s) in raw["peer_keys"].items()
             },
             shares={int(v): (bytes.fromhex(b), bytes.fromhex(s)) for v, (b, s) in raw["shares"].items()},
+            channel_keys={int(v): bytes.fromhex(k) for v, k in raw.get("channel_keys", {}).items()},
         )
 
 
@@ -189,7 +192,7 @@ class SecAggClient:
         sealed = {}
         c_sk = crypto.load_private(st.c_sk)
         for v, (c_pk, _) in keys.items():
-            key = crypto.agree(c_sk, c_pk, st.round_id, SHARE_INFO)
+            key = st.channel_keys[v] = crypto.agree(c_sk, c_pk, st.round_id, SHARE_INFO)  # reused to open
             plaintext = b_shares[v + 1] + sk_shares[v + 1]
             sealed[str(v)] = crypto.seal(key, plaintext, share_associated_data(st.round_id, st.cid, v)).hex()
         st.next_phase = Phase.MASKED_INPUT
@@ -210,9 +213,9 @@ class SecAggClient:
         _need(len(senders), plan.threshold, f"client {st.cid}: neighbours that sent shares")
         encoded = encode(update, plan)  # raises before any masked value leaves the client
         shares = {}
-        c_sk, s_sk = crypto.load_private(st.c_sk), crypto.load_private(st.s_sk)
+        s_sk = crypto.load_private(st.s_sk)
         for v, sealed in senders.items():
-            key = crypto.agree(c_sk, st.peer_keys[v][0], st.round_id, SHARE_INFO)
+            key = st.channel_keys[v]
             plain = crypto.open_sealed(
                 key, sealed, share_associated_data(st.round_id, v, st.cid), f"share from client {v}"
             )
@@ -250,7 +253,7 @@ class SecAggClient:
             "b": {str(v): st.shares[v][0].hex() for v in sorted(survivors)},
             "sk": {str(v): st.shares[v][1].hex() for v in sorted(dropped)},
         }
-        st.shares, st.self_seed, st.s_sk, st.c_sk = {}, b"", b"", b""
+        st.shares, st.self_seed, st.s_sk, st.c_sk, st.channel_keys = {}, b"", b"", b"", {}
         return self._reply(Phase.UNMASK, body)
 
 
