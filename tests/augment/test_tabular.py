@@ -117,3 +117,12 @@ def test_new_version_points_at_its_source(aws: Workspace) -> None:
     assert "dataset:mixed@1" in upstream.children(result.ref.node_id)
     manifest = aws.augment.manifest(result.ref)
     assert manifest.source == result.source and manifest.synthetic_rows == 30
+
+
+def test_augment_and_ledger_on_each_catalog_backend(ws: Workspace) -> None:
+    ws.datasets.add("mixed", mixed_table(), label="label", id="id")
+    result = ws.augment.run("mixed", AugmentConfig(target="rare", method="copula", ratio=1.0, dp_epsilon=3.0))
+    assert result.ledger and [e.kind for e in ws.privacy.entries("mixed")] == ["dp-synth"]
+    upstream = ws.catalog.lineage.graph(result.ref.node_id, "upstream")
+    assert "dataset:mixed@1" in upstream.children(result.ref.node_id)
+    assert ws.augment.manifest(result.ref).epsilon == 3.0
