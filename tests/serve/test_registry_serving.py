@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def _post(url: str, body: Any) -> Any:
 
 def test_keel_serve_follows_the_alias_and_logs_every_prediction(ws: Workspace) -> None:
     ws.models.promote("loan-clf@1", "production")
+    started = datetime.now(UTC)  # the module's other tests log to the same tables
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -134,8 +136,26 @@ def test_keel_serve_follows_the_alias_and_logs_every_prediction(ws: Workspace) -
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
     assert server.returncode == 0
-    log = request_log.read(request_log.request_log_path(ws.storage_root, "loan-clf"))
+    log = request_log.read(request_log.request_log_path(ws.storage_root, "loan-clf"), since=started)
     assert log is not None and sorted(log.column("prediction_id").to_pylist()) == sorted(ids)
     assert sorted(log.column("model_version").to_pylist()) == [2, 3, 3, 3]
-    feedback = request_log.read(request_log.feedback_log_path(ws.storage_root, "loan-clf"))
+    feedback = request_log.read(request_log.feedback_log_path(ws.storage_root, "loan-clf"), since=started)
     assert feedback is not None and feedback.column("prediction_id").to_pylist() == [ids[0]]
+
+
+def test_each_worker_process_builds_the_service_from_the_environment(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keelml.serve.server import app_from_env
+
+    ws.models.promote("loan-clf@1", "production")
+    config = config_of(ws).with_overrides(max_batch_rows=2)
+    monkeypatch.setenv("KEEL_SERVE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("KEEL_SERVE_SPEC", "loan-clf@production")
+    monkeypatch.setenv("KEEL_SERVE_CONFIG", config.model_dump_json())
+    monkeypatch.setenv("KEEL_API_KEY", "worker-key-0123456789abcdef")
+    with TestClient(app_from_env()) as client:
+        headers = {"X-API-Key": "worker-key-0123456789abcdef"}
+        assert client.post("/v1/predict", json={"row": ROW}).status_code == 401
+        assert client.post("/v1/predict", json={"rows": [ROW] * 3}, headers=headers).status_code == 413
+        assert client.post("/v1/predict", json={"row": ROW}, headers=headers).json()["model_version"] == 3
