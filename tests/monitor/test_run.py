@@ -29,6 +29,7 @@ def _run(ws: Workspace, at: dt.datetime, **kw: Any) -> Any:
     return ws.monitor.run("churn", spec={**SPEC, **kw.pop("spec", {})}, now=at, **kw)
 
 
+@pytest.mark.slow
 def test_no_shift_then_shift(profiled: Workspace) -> None:
     rng = np.random.default_rng(1)
     write_log(profiled, rows(rng, 800), T0, "a")
@@ -64,6 +65,7 @@ def test_no_shift_then_shift(profiled: Workspace) -> None:
     assert len({r.window_end for r in stored}) == 2  # one time series point per window
 
 
+@pytest.mark.slow
 def test_late_labels_check_the_estimate_and_feed_concept_drift(profiled: Workspace) -> None:
     rng = np.random.default_rng(2)
     good, bad = rows(rng, 600), rows(rng, 600, wrong=0.45)
