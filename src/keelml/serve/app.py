@@ -66,7 +66,9 @@ class ServiceState:
         if spec is None:
             keys = self.features.keys if self.features is not None else ()
             extra = self.features.request_fields if self.features is not None else ()
-            stored = frozenset(f.split(":", 1)[-1] for f in self.config.features)
+            # without a lookup every input must come with the request, whatever [serve] features says
+            names = self.config.features if self.features is not None else ()
+            stored = frozenset(f.split(":", 1)[-1] for f in names)
             spec = RowSpec(loaded.schema, keys, stored & set(loaded.schema.names), extra)
             self.specs = {id(loaded): spec}  # only the current model's spec is kept
         return spec
