@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,9 @@ from keelml.core.errors import InvalidInputError
 from keelml.core.progress import NoProgress, Progress
 from keelml.core.refs import DatasetRef
 from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:  # evaluate imports this module: a run-time import would be circular
+    from keelml.augment.evaluate import AugmentEvaluation
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,12 +290,18 @@ class Augmenter:
         return Manifest.from_source(info.source, where=str(info.ref))
 
     def evaluate(
-        self, synthetic: str | DatasetRef, real: str | DatasetRef | None = None, **options: Any
-    ) -> Any:
+        self,
+        synthetic: str | DatasetRef,
+        real: str | DatasetRef | None = None,
+        *,
+        precision: float = 0.5,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> AugmentEvaluation:
         """Fidelity, utility and privacy of an augmented version (see :mod:`keelml.augment.evaluate`)."""
         from keelml.augment.evaluate import evaluate_version
 
-        return evaluate_version(self._ws, synthetic, real, **options)
+        return evaluate_version(self._ws, synthetic, real, precision=precision, seed=seed, progress=progress)
 
 
 @workspace_accessor("augment")
