@@ -144,3 +144,19 @@ def test_replies_carry_no_plain_parameters() -> None:
     KeelSecAggWorkflow(SecAggConfig(full_graph=True, threshold=3))(grid, context)
     assert len(replies) == 4 * len(NODES)
     assert all(rec.count_bytes() == 0 for r in replies for rec in r.content.array_records.values())
+
+
+def test_out_of_range_client_is_reported_and_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = NODES[2]
+    original = _local_params
+
+    def params(node: int) -> list[np.ndarray[Any, Any]]:
+        return [p * 1e6 for p in original(node)] if node == bad else original(node)
+
+    monkeypatch.setattr(f"{__name__}._local_params", params)
+    workflow, got, _ = _run()
+    report = workflow.reports[-1]
+    assert report.dropped == (bad,)
+    assert any("UpdateOutOfRangeError" in f and str(bad) in f for f in report.failures)
+    for g, want in zip(got, _fedavg([n for n in NODES if n != bad]), strict=True):
+        assert np.allclose(g, want, atol=1e-5)
