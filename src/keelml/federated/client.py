@@ -6,6 +6,7 @@ the preprocessing), a clipped model update with its weight, and evaluation metri
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,8 +82,10 @@ class FederatedClient:
         return x, y
 
     def fit(
-        self, global_weights: Weights, spec: TaskSpec, config: FederatedConfig, seed: int
+        self, global_weights: Weights, spec: TaskSpec, config: FederatedConfig, round_number: int
     ) -> ClientUpdate:
+        # one seed per (run seed, round, client) on every engine, so the engines agree exactly
+        seed = zlib.crc32(f"{config.seed}/{round_number}/{self.name}".encode())
         x, y = self._data(spec)
         local = train_local(
             global_weights,

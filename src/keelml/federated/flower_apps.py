@@ -69,9 +69,7 @@ def make_client_app(load: ClientLoader) -> Any:
         ):
             raise ConnectionAbortedError(f"simulated dropout in round {rnd}")
         weights = [np.asarray(a, dtype=np.float32) for a in msg.content["arrays"].to_numpy_ndarrays()]
-        update = client(context).fit(
-            weights, _spec_of(cfg, specs), config, seed=config.seed * 100_003 + rnd * 1009
-        )
+        update = client(context).fit(weights, _spec_of(cfg, specs), config, round_number=rnd)
         metrics = MetricRecord(
             {
                 "num-examples": update.examples,

@@ -1,9 +1,11 @@
-"""``--secure-agg flower``: Flower's SecAgg+ workflow (legacy strategy API) around keelml's rounds.
+"""Secure aggregation on Flower's engine, around keelml's rounds: Flower's SecAgg+ workflow
+(``--secure-agg flower``) or keelml's (``--secure-agg keelml``: KeelSecAggWorkflow, keelml_secagg_mod).
 
-Flower's SecAgg+ only computes the example-weighted *mean* of what clients return, so clients return
-their clipped update and the server applies it (plus DP noise and the server optimizer) in
-``aggregate_fit``. Values outside +-8 would be silently clipped by Flower's quantizer, so updates are
-always L2-clipped to 8 here (which bounds every coordinate). The mod runs on the train handler only.
+Both run in Flower's legacy strategy API and yield only the example-weighted *mean* of what clients
+return, so clients return their clipped update and the server applies it (plus DP noise and the server
+optimizer) in ``aggregate_fit``. Values outside +-8 would be silently clipped by Flower's quantizer, so
+updates are L2-clipped to 8 for it (which bounds every coordinate); keelml's protocol refuses out-of-
+range values. The mods act on the train handler only.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,16 +31,21 @@ FLOWER_CLIPPING_RANGE = 8.0
 def _secagg_config(config: FederatedConfig) -> FederatedConfig:
     from dataclasses import replace
 
+    if config.secure_agg == "keelml":  # keelml's encoding refuses out-of-range values instead of clipping
+        return config
     bound = min(config.clip or FLOWER_CLIPPING_RANGE, FLOWER_CLIPPING_RANGE)
     if config.client_dp is not None:
         return replace(config, client_dp=(bound, config.client_dp[1]))
     return replace(config, max_update_norm=bound)
 
 
-def make_secagg_client_app(load: Callable[[Any], FederatedClient]) -> Any:
+def make_secagg_client_app(load: Callable[[Any], FederatedClient], protocol: str = "flower") -> Any:
+    """A ClientApp with Flower's ``secaggplus_mod`` or keelml's ``keelml_secagg_mod`` (train only)."""
     from flwr.client import NumPyClient
     from flwr.client.mod import secaggplus_mod
     from flwr.clientapp import ClientApp
+
+    from keelml.federated.secagg.flower_client import keelml_secagg_mod
 
     class KeelNumPyClient(NumPyClient):
         def __init__(self, client: FederatedClient) -> None:
@@ -52,7 +59,7 @@ def make_secagg_client_app(load: Callable[[Any], FederatedClient]) -> Any:
             spec = TaskSpec.from_json(json.loads(str(config["spec"])))
             weights = [np.asarray(p, dtype=np.float32) for p in parameters]
             rnd = int(config["server-round"])
-            update = self.client.fit(weights, spec, cfg, seed=cfg.seed * 100_003 + rnd * 1009)
+            update = self.client.fit(weights, spec, cfg, round_number=rnd)
             # the weight SecAgg+ multiplies by: equal under client DP, else examples capped at MAX_WEIGHT
             weight = 1 if cfg.client_dp is not None else int(min(update.examples, MAX_WEIGHT))
             return [update.update.astype(np.float64)], weight, {"loss": update.loss, "norm": update.norm}
@@ -60,7 +67,9 @@ def make_secagg_client_app(load: Callable[[Any], FederatedClient]) -> Any:
     def client_fn(context: Any) -> Any:
         return KeelNumPyClient(load(context)).to_client()
 
-    return ClientApp(client_fn=client_fn, mods=[secaggplus_mod])
+    return ClientApp(
+        client_fn=client_fn, mods=[keelml_secagg_mod if protocol == "keelml" else secaggplus_mod]
+    )
 
 
 def _strategy(
@@ -113,7 +122,7 @@ def _strategy(
         ) -> tuple[Any, dict[str, Any]]:
             dropped = [f"failure {i}" for i in range(len(failures))]
             check_enough(server_round, len(results), self.sampled, dropped, config)
-            mean = np.asarray(parameters_to_ndarrays(results[0][1].parameters)[0], dtype=np.float64)
+            mean = flatten(parameters_to_ndarrays(results[0][1].parameters))
             if config.client_dp is not None:  # noise for the sum, scaled to the mean of equal weights
                 mean = mean + dp_noise(mean.size, config, self.noise) / len(results)
             self.weights = unflatten(self.optimizer.step(flatten(self.weights), mean), self.weights)
@@ -175,15 +184,23 @@ def serve_secagg_rounds(
         config=ServerConfig(num_rounds=config.rounds, round_timeout=config.round_timeout),
         strategy=strategy,
     )
-    workflow = DefaultWorkflow(
-        fit_workflow=SecAggPlusWorkflow(
+    if config.secure_agg == "keelml":
+        from keelml.federated.secagg import SecAggConfig
+        from keelml.federated.secagg.flower_server import KeelSecAggWorkflow
+
+        weighting: Literal["uniform", "num_examples"] = "uniform" if config.client_dp else "num_examples"
+        fit_workflow: Any = KeelSecAggWorkflow(
+            SecAggConfig(phase_timeout_s=config.round_timeout), weighting=weighting
+        )
+    else:
+        fit_workflow = SecAggPlusWorkflow(
             num_shares=shares,
             reconstruction_threshold=max(2, shares // 2 + 1),
             max_weight=MAX_WEIGHT,
             clipping_range=FLOWER_CLIPPING_RANGE,
             timeout=config.round_timeout,
         )
-    )
+    workflow = DefaultWorkflow(fit_workflow=fit_workflow)
     workflow(grid, legacy)
     if strategy.spec is None or len(strategy.history) < config.rounds:
         raise NotEnoughClientsError(

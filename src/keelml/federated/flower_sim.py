@@ -42,7 +42,7 @@ def run_flower_simulation(
     @server.main()
     def main(grid: Any, context: Any) -> None:
         try:
-            if config.secure_agg == "flower":
+            if config.secure_agg != "off":
                 from keelml.federated.flower_secagg import serve_secagg_rounds
 
                 box["result"] = serve_secagg_rounds(grid, context, config, test=test, on_round=on_round)
@@ -51,10 +51,10 @@ def run_flower_simulation(
         except BaseException as exc:  # re-raised below: run_simulation only logs ServerApp errors
             box["error"] = exc
 
-    if config.secure_agg == "flower":
+    if config.secure_agg != "off":
         from keelml.federated.flower_secagg import make_secagg_client_app
 
-        client_app = make_secagg_client_app(load)
+        client_app = make_secagg_client_app(load, config.secure_agg)
     else:
         client_app = flower_apps.make_client_app(load)
     backend: Any = {

@@ -100,7 +100,7 @@ def run_inprocess(
         updates: list[ClientUpdate] = []
         dropped: list[str] = []
         for i in chosen:
-            update = clients[i].fit(weights, spec, config, seed=config.seed * 100_003 + r * 1009 + i)
+            update = clients[i].fit(weights, spec, config, round_number=r)
             late = time.perf_counter() > deadline
             if (i in vanish and secure is None) or late:
                 dropped.append(clients[i].name + (" (timed out)" if late else ""))
