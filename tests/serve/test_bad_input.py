@@ -42,6 +42,10 @@ CASES: list[tuple[str, bytes, int, str, str]] = [
     ("overflow to inf", b'{"row": {"amount": 1e999, "region": "n", "note": ""}}', 422, "rows[0].amount", "finite"),
     ("huge integer", b'{"row": {"amount": ' + b"9" * 400 + b', "region": "n", "note": ""}}', 422,
      "rows[0].amount", "finite"),
+    ("beyond float32", b'{"row": {"amount": -1e300, "region": "n", "note": ""}}', 422, "rows[0].amount",
+     "float32 range"),
+    ("model cannot score", b'{"rows": [{"amount": 1, "region": "n", "note": ""}, {"amount": 1, "region": "n", '
+     b'"note": "unscorable"}]}', 422, "rows[1]", "values the model can score"),
     ("deep nesting", b"[" * 1020 + b"]" * 1020, 400, "body", "valid json"),
 ]  # fmt: skip
 

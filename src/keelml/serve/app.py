@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -191,6 +192,11 @@ def create_app(
         model_start = time.perf_counter()
         proba = loaded.predict(rows)
         model_s = time.perf_counter() - model_start
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():  # e.g. 1e300 overflows the float32 graph: the caller's value, not a crash
+            bad = int(np.argmin(finite))
+            raise RequestError(422, f"rows[{bad}]", "values the model can score (its probabilities were not "
+                               "finite; numbers beyond float32 range?)")  # fmt: skip
         classes = loaded.schema.classes
         best = proba.argmax(axis=1).tolist()
         table = proba.tolist()

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from keelml.serve.model import InputField, ModelSchema
 
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 class RequestError(Exception):
     """A bad request: HTTP ``status``, the offending ``field`` and the ``constraint`` it broke."""
@@ -92,6 +94,8 @@ def _number(where: str, value: Any) -> float:
     as_float = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
     if not math.isfinite(as_float):
         raise RequestError(422, where, "a finite number (not NaN or infinity)", _shown(value))
+    if abs(as_float) > FLOAT32_MAX:  # the exported graphs compute in float32
+        raise RequestError(422, where, "a number within float32 range (|x| <= 3.4e38)", _shown(value))
     return as_float
 
 

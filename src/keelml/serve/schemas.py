@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from keelml.serve.config import ServeConfig
-from keelml.serve.inputs import RowSpec
+from keelml.serve.inputs import FLOAT32_MAX, RowSpec
 
 
 class ErrorDetail(BaseModel):
@@ -82,7 +82,7 @@ def predict_body_schema(spec: RowSpec, config: ServeConfig) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for f in spec.request_fields:
         if f.kind == "number":
-            props[f.name] = {"type": "number"}
+            props[f.name] = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
         elif f.kind == "text":
             props[f.name] = {"type": "string", "maxLength": config.max_text_chars}
         else:
