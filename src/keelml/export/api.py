@@ -120,7 +120,11 @@ class Exports:
         models: Any = self._ws.models
         info = models.show(spec)
         parent = f"{info.name}@{info.version}"
-        return [v for v in models.versions(info.name) if v.tags.get("keel.parent") == parent]
+        return [
+            v
+            for v in models.versions(info.name)
+            if v.tags.get("keel.parent") == parent and "keel.format" in v.tags
+        ]
 
     def serving_model(self, spec: str, *, threads: int = 1) -> tuple[Any, Any]:
         """(ModelVersionInfo, runtime model) to serve for ``spec``.

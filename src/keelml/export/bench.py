@@ -91,7 +91,8 @@ def _family(ws: Workspace, spec: str) -> tuple[Any, list[Any]]:
     """(the torch version, its exported children) for a torch or an exported version."""
     models: Any = ws.models
     info = models.show(spec)
-    root = models.show(info.tags["keel.parent"]) if "keel.parent" in info.tags else info
+    exported = "keel.format" in info.tags and "keel.parent" in info.tags
+    root = models.show(info.tags["keel.parent"]) if exported else info
     exports: Any = ws.exports
     return root, exports.children(f"{root.name}@{root.version}")
 
