@@ -65,7 +65,7 @@ def make_data(n_ref: int, n_cur: int, seed: int = 0) -> tuple[Path, Path]:
     import numpy as np
     import pandas as pd
 
-    out = DATA / f"{n_ref}x{n_cur}"
+    out = DATA / f"{n_ref}x{n_cur}-rg"
     ref_path, cur_path = out / "reference.parquet", out / "current.parquet"
     if ref_path.exists() and cur_path.exists():
         return ref_path, cur_path
@@ -94,8 +94,9 @@ def make_data(n_ref: int, n_cur: int, seed: int = 0) -> tuple[Path, Path]:
             cols[f"c{j:02d}"] = rng.choice([f"v{k}" for k in range(levels)], n, p=p)
         return pd.DataFrame(cols)
 
-    table(n_ref, False).to_parquet(ref_path)
-    table(n_cur, True).to_parquet(cur_path)
+    # row groups of 250,000 rows: the partitions keelml streams (one huge row group would be decoded whole)
+    table(n_ref, False).to_parquet(ref_path, row_group_size=250_000)
+    table(n_cur, True).to_parquet(cur_path, row_group_size=250_000)
     return ref_path, cur_path
 
 
