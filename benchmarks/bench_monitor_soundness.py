@@ -55,7 +55,10 @@ from keelml.monitor import (
     MMDDetector,
     MultivariateConfig,
     PageHinkleyDetector,
+    ProfileDrift,
+    build_profile,
 )
+from keelml.monitor.frame import Frame
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
@@ -147,6 +150,39 @@ def null_alarms(trials: int, digits: Digits, seed: int) -> list[dict[str, Any]]:
 
         run(f"feature_drift[{numeric}/{categorical}]", uni, "synthetic 3-feature table, 500 vs 200, BH")
 
+    for numeric, categorical in [
+        ("ks", "chi2"),
+        ("psi", "psi"),
+        ("wasserstein", "hellinger"),
+        ("jensen_shannon", "jensen_shannon"),
+    ]:
+
+        def prof(t: int, numeric: Any = numeric, categorical: Any = categorical) -> bool:
+            import pandas as pd
+
+            rng = np.random.default_rng([seed, 5, t])
+            profile = build_profile(Frame(pd.DataFrame(table(rng, 2000))), sample_size=100)
+            alarm = False
+            for w in range(3):  # all features, all windows: one alarm anywhere counts
+                cfg = FeatureDriftConfig(
+                    numeric=numeric,
+                    categorical=categorical,
+                    alpha=ALPHA / 3,
+                    correction="benjamini_hochberg",
+                    n_permutations=200,
+                    seed=t * 10 + w,
+                )
+                det = ProfileDrift(profile, cfg)
+                det.update(table(rng, 200))
+                alarm |= det.report().drift
+            return alarm
+
+        run(
+            f"profile_drift[{numeric}/{categorical}] x 3 windows",
+            prof,
+            "stored profile of 2000 rows, 3 windows of 200, BH across features, Bonferroni across windows",
+        )
+
     def split(t: int) -> tuple[Array, Array, Array, Array]:
         idx = np.random.default_rng([seed, 2, t]).permutation(len(digits.y))
         r, c = idx[:500], idx[500:700]
@@ -184,7 +220,7 @@ def null_alarms(trials: int, digits: Digits, seed: int) -> list[dict[str, Any]]:
 
     run("cbpe", cbpe, "digits LR, 500 labelled vs 200 unlabelled, one-sided z-test")
 
-    calibrated = ConceptDriftConfig.calibrated_for(0.2, 600, ALPHA, trials=2000, seed=0)
+    calibrated = ConceptDriftConfig.calibrated_for(0.2, 600, ALPHA, trials=2000, seed=0, adwin=True)
     for cls in (ADWINDetector, DDMDetector, PageHinkleyDetector):
 
         def stream(t: int, cls: Any = cls) -> bool:
@@ -192,17 +228,23 @@ def null_alarms(trials: int, digits: Digits, seed: int) -> list[dict[str, Any]]:
             det.update((np.random.default_rng([seed, 3, t]).random(600) < 0.2).astype(float))
             return bool(det.report().drift)
 
-        note = "Bernoulli(0.2) x 600, " + ("delta=0.002" if cls is ADWINDetector else "calibrated threshold")
+        note = "Bernoulli(0.2) x 600, " + (
+            f"calibrated delta={calibrated.delta:.3f}" if cls is ADWINDetector else "calibrated threshold"
+        )
         run(cls.__name__, stream, note)
     defaults = ConceptDriftConfig()
-    for cls in (DDMDetector, PageHinkleyDetector):
+    for cls in (ADWINDetector, DDMDetector, PageHinkleyDetector):
 
         def stream_d(t: int, cls: Any = cls) -> bool:
             det = cls(defaults)
             det.update((np.random.default_rng([seed, 3, t]).random(600) < 0.2).astype(float))
             return bool(det.report().drift)
 
-        run(cls.__name__ + " (river default)", stream_d, "Bernoulli(0.2) x 600, river's default threshold")
+        run(
+            cls.__name__ + " (river default)",
+            stream_d,
+            "Bernoulli(0.2) x 600, river's default threshold / delta",
+        )
     return rows
 
 
@@ -229,7 +271,22 @@ def split_and_window(
     elif kind == "label_shift_0":
         zeros = pool[d.y[pool] == 0]
         x[hit] = d.x[rng.choice(zeros, int(hit.sum()))]
+    elif kind in IMAGE:
+        from scipy import ndimage
+
+        imgs = x[hit].reshape(-1, 8, 8)
+        if kind.startswith("rotate"):
+            angle = 10.0 if kind == "rotate_small" else 40.0
+            out = ndimage.rotate(imgs, angle, axes=(1, 2), reshape=False, order=1, mode="constant")
+        elif kind == "translate_1px":
+            out = ndimage.shift(imgs, (0, 1, 1), order=0, mode="constant")
+        else:  # zoom_in: crop the middle 6x6 and scale back up to 8x8
+            out = ndimage.zoom(imgs[:, 1:7, 1:7], (1, 8 / 6, 8 / 6), order=1)
+        x[hit] = np.clip(out.reshape(-1, 64), 0.0, 1.0)
     return d.x[ref], d.y[ref], x
+
+
+IMAGE = ("rotate_small", "rotate_large", "translate_1px", "zoom_in")
 
 
 def power(
@@ -271,7 +328,7 @@ def power(
     heavy = {"mmd_pixels", "domain_classifier_pixels"}
     shifts = [("none", 0.0)] + [
         (k, f)
-        for k in ("noise_small", "noise_medium", "noise_large", "knockout_0", "label_shift_0")
+        for k in ("noise_small", "noise_medium", "noise_large", "knockout_0", "label_shift_0", *IMAGE)
         for f in (0.1, 0.5, 1.0)
     ]
     rows = []
@@ -418,8 +475,9 @@ def render(
                 + " |"
             )
         lines.append("")
+    n_shifts = len({(r["shift"], r["fraction"]) for r in pw if r["shift"] != "none"})
     lines += [
-        "## Mean detection rate over the 15 shifts, per sample size",
+        f"## Mean detection rate over the {n_shifts} shifts, per sample size",
         "",
         "| detector | " + " | ".join(f"n={n}" for n in sizes) + " |",
         "|---|" + "---:|" * len(sizes),
@@ -430,6 +488,25 @@ def render(
             for n in sizes
         ]
         lines.append(f"| {det} | " + " | ".join(f"{np.mean(m):.2f}" if m else "–" for m in means) + " |")
+    at500 = {
+        det: float(
+            np.mean(
+                [r["rate"] for r in pw if r["detector"] == det and r["n"] == 500 and r["shift"] != "none"]
+            )
+        )
+        for det in dets
+        if any(r["detector"] == det and r["n"] == 500 for r in pw)
+    }
+    if at500:
+        best = max(at500, key=lambda k: at500[k])
+        verdict = "met" if at500[best] >= 0.65 else "MISSED"
+        lines += [
+            "",
+            f"**Best configuration at n = 500: {best}, mean detection rate {at500[best]:.2f} "
+            f"(target >= 0.65: {verdict}).** At n = 1000 the reference shrinks to 258 rows (digits has no more), "
+            "which is why some rates fall there.",
+        ]
+    lines += ["", "The machine was shared with other jobs during the run (see the load average above)."]
     return "\n".join(lines) + "\n"
 
 
