@@ -19,6 +19,7 @@ from keelml.features.offline import MissingTimestampError, point_in_time
 from keelml.features.online import OnlineStore, RedisOnlineStore, SQLiteOnlineStore, open_online_store
 from keelml.features.parity import Mismatch, ParityReport
 from keelml.features.registry import Registered
+from keelml.features.scan import ParquetFiles
 from keelml.features.serving import OnlineFeatures
 from keelml.features.store import ApplyResult, FeatureStore
 
@@ -36,6 +37,7 @@ __all__ = [
     "MissingTimestampError",
     "OnlineFeatures",
     "OnlineStore",
+    "ParquetFiles",
     "ParityReport",
     "RedisOnlineStore",
     "Registered",

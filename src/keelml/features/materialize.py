@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from keelml.core.refs import DatasetRef
 from keelml.features.definitions import FeatureView
-from keelml.features.offline import UTC_US, utc
+from keelml.features.offline import UTC_US
 from keelml.features.online import OnlineStore
+from keelml.features.scan import Source, as_utc, connect, q, register
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class ViewMaterialization:
     view: str
     source: str
     rows_read: int
+    files_read: int
     entities_written: int
     incremental: bool
     watermark: dt.datetime | None
@@ -42,6 +45,7 @@ class MaterializeResult:
                 "view": v.view,
                 "source": v.source,
                 "rows_read": v.rows_read,
+                "files_read": v.files_read,
                 "entities_written": v.entities_written,
                 "incremental": v.incremental,
                 "watermark": v.watermark.isoformat() if v.watermark else None,
@@ -65,21 +69,24 @@ def _us(t: dt.datetime) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
-def latest_rows(view: FeatureView, table: pa.Table, cutoff_us: int, after_us: int | None) -> pa.Table:
-    """One row per entity: the newest with ``after_us < event time <= cutoff_us`` (``__ts`` in us)."""
-    import duckdb
+def latest_rows(view: FeatureView, source: Source, cutoff_us: int, after_us: int | None) -> pa.Table:
+    """One row per entity: the newest with ``after_us < event time <= cutoff_us`` (``__ts`` in us).
 
-    ts = pc.cast(utc(table.column(view.timestamp)), pa.int64())
-    src = table.select([*view.entity.keys, *view.features]).append_column("__ts", ts)
-    src = src.append_column("__ord", pa.array(range(src.num_rows), pa.int64()))
-    keys = ", ".join(f'"{k}"' for k in view.entity.keys)
-    lower = f"AND __ts > {after_us}" if after_us is not None else ""
-    con = duckdb.connect()
+    DuckDB scans the source in place; the time bounds are compared on the raw column too, so that
+    they reach the Parquet row-group statistics.
+    """
+    con = connect(None, None, None)
     try:
-        con.register("src", src)
+        register(con, "raw", source, [*view.entity.keys, view.timestamp, *view.features])
+        ts = as_utc(con, "raw", view.timestamp)
+        keys = ", ".join(q(k) for k in view.entity.keys)
+        bound = f"{ts} <= make_timestamptz({cutoff_us})"
+        if after_us is not None:
+            bound += f" AND {ts} > make_timestamptz({after_us})"
+        cols = ", ".join(q(c) for c in [*view.entity.keys, *view.features])
         return con.sql(
-            f"SELECT * EXCLUDE (__ord) FROM src WHERE __ts <= {cutoff_us} {lower} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __ts DESC, __ord DESC) = 1"
+            f"SELECT {cols}, epoch_us({ts}) AS __ts FROM raw WHERE {bound} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC, __ord DESC) = 1"
         ).to_arrow_table()
     finally:
         con.close()
@@ -94,28 +101,47 @@ def _encoded(view: FeatureView, latest: pa.Table) -> Iterator[tuple[str, bytes]]
             yield encode_key(list(row[:nk])), json.dumps(dict(zip(names, row[nk:], strict=True))).encode()
 
 
+def watermark_us(store: OnlineStore, view: FeatureView) -> int | None:
+    """The newest event time (us) the last materialization of ``view`` wrote, if any."""
+    previous = store.get_meta(f"watermark:{view.name}")
+    return int(json.loads(previous)["ts_us"]) if previous else None
+
+
+def _schema(view: FeatureView, source: Source) -> pa.Schema:
+    schema = source.schema if isinstance(source, pa.Table) else pq.read_schema(source.paths[0])
+    return pa.schema([schema.field(c) for c in [*view.entity.keys, *view.features]])
+
+
 def materialize_view(
     store: OnlineStore,
     view: FeatureView,
-    table: pa.Table,
+    source: Source | None,
     ref: DatasetRef,
     cutoff: dt.datetime,
-    incremental: bool,
+    after: int | None,
+    scanned: tuple[int, int],
 ) -> ViewMaterialization:
-    mark_key = f"watermark:{view.name}"
-    previous = store.get_meta(mark_key)
-    after = json.loads(previous)["ts_us"] if incremental and previous else None
-    latest = latest_rows(view, table, _us(cutoff), after)
+    """Write the latest rows per entity of ``source`` (``None``: nothing newer than ``after``).
+
+    ``after`` (a watermark in us) makes the run incremental: nothing is cleared and only rows newer
+    than it are considered; ``scanned`` is (files, rows) of what the caller handed over.
+    """
+    latest = None if source is None else latest_rows(view, source, _us(cutoff), after)
     if after is None:
         store.clear(view.name)
-    written = store.put(view.name, _encoded(view, latest))
-    high = pc.max(latest.column("__ts")).as_py() if latest.num_rows else after
+    written = 0 if latest is None else store.put(view.name, _encoded(view, latest))
+    high = after
+    if latest is not None and latest.num_rows:
+        newest = int(pc.max(latest.column("__ts")).as_py())
+        high = newest if after is None else max(newest, after)
     if high is not None:
-        store.set_meta(mark_key, json.dumps({"ts_us": high, "source": str(ref)}))
-    schema = table.select([*view.entity.keys, *view.features]).schema
-    store.set_meta(f"schema:{view.name}", base64.b64encode(schema.serialize().to_pybytes()).decode())
+        store.set_meta(f"watermark:{view.name}", json.dumps({"ts_us": high, "source": str(ref)}))
+    if source is not None:
+        schema = _schema(view, source)
+        store.set_meta(f"schema:{view.name}", base64.b64encode(schema.serialize().to_pybytes()).decode())
     mark = None if high is None else dt.datetime.fromtimestamp(high / 1_000_000, dt.UTC)
-    return ViewMaterialization(view.name, str(ref), table.num_rows, written, after is not None, mark)
+    files, rows = scanned
+    return ViewMaterialization(view.name, str(ref), rows, files, written, after is not None, mark)
 
 
 def load_schema(store: OnlineStore, view: str) -> pa.Schema | None:

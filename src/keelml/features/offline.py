@@ -19,13 +19,14 @@ row of that entity with event time <= T, and keeps its values only if T - event 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from keelml.core.errors import ColumnNotFoundError, EmptySourceError, InvalidInputError
 from keelml.features.definitions import FeatureNameConflictError, FeatureView
+from keelml.features.scan import Source, as_utc, column_names, connect, q, register
 
 UTC_US = pa.timestamp("us", "UTC")
 
@@ -93,64 +94,112 @@ def check_entity_rows(rows: pa.Table, timestamp: str, keys: Sequence[str]) -> pa
     return rows.set_column(rows.schema.get_field_index(timestamp), timestamp, converted)
 
 
-_LOW = 2**40  # positions below this; a ~10^15 us timestamp times 2^40 fits a HUGEINT easily
+_LOW = 2**60  # stored positions (file index * 2^36 + row) stay below this; times 2^60 fits a HUGEINT
 
 
 def _packed(ts: str, position: str) -> str:
     return f"epoch_us({ts})::HUGEINT * {_LOW} + {position}"
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _check_entity_files(con: Any, timestamp: str, keys: Sequence[str]) -> str:
+    """Check entity rows scanned from files (as ``check_entity_rows`` does); SQL of their UTC time."""
+    names = list(con.sql("SELECT * FROM e_src LIMIT 0").columns)
+    if timestamp not in names:
+        raise MissingTimestampError(
+            f"the entity rows have no timestamp column {timestamp!r}",
+            expected=f"a column {timestamp!r} with the time each row's features are wanted at",
+            received=f"columns {', '.join(names)}",
+            fix="add when each row happened (point-in-time joins need it), or name it with --timestamp",
+        )
+    require(
+        pa.schema([(n, pa.null()) for n in names]).empty_table(),
+        keys,
+        "the entity rows",
+        "add the entity key columns of every requested view",
+    )
+    try:
+        expr = as_utc(con, "e_src", timestamp)
+    except TypeError as exc:
+        raise MissingTimestampError(
+            f"the entity column {timestamp!r} does not hold timestamps",
+            expected="timestamps or ISO-8601 strings",
+            received=f"type {exc}",
+            fix="convert the column to timestamps",
+        ) from exc
+    total, nulls, first = con.sql(
+        f"SELECT count(*), count(*) FILTER (WHERE {q(timestamp)} IS NULL), "
+        f"min(__ord) FILTER (WHERE {q(timestamp)} IS NULL) FROM e_src"
+    ).fetchall()[0]
+    if total == 0:
+        raise EmptySourceError(
+            "there are no entity rows to join features onto",
+            expected="at least one row with entity keys and a timestamp",
+            received=f"0 rows (columns {', '.join(names)})",
+            fix="pass the rows of the training set (keys, timestamp and label)",
+        )
+    if nulls:
+        raise MissingTimestampError(
+            f"{nulls} entity rows have no timestamp",
+            expected=f"a value in every row of {timestamp!r}",
+            received=f"null in stored row {first}",
+            fix="fill or drop those rows; a point-in-time join cannot guess when a row happened",
+        )
+    return expr
 
 
 def point_in_time(
-    rows: pa.Table,
+    rows: Source,
     timestamp: str,
-    views: Sequence[tuple[FeatureView, pa.Table, list[str]]],
+    views: Sequence[tuple[FeatureView, Source, list[str]]],
     *,
     batch_rows: int = 100_000,
     threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield the entity rows (in order) with the requested columns of each view joined as of T."""
-    import duckdb
+    """Yield the entity rows (in order) with the requested columns of each view joined as of T.
 
-    keys = [k for view, _, _ in views for k in view.entity.keys]
-    rows = check_entity_rows(rows, timestamp, list(dict.fromkeys(keys)))
-    clash = [c for _, _, cols in views for c in cols if c in rows.column_names]
-    if clash:
-        raise FeatureNameConflictError(
-            "the entity rows already have columns named like requested features",
-            received=", ".join(clash),
-            fix="rename or drop those columns of the entity rows",
-        )
-    con = duckdb.connect()
+    ``rows`` and each view's source are arrow tables or ``ParquetFiles`` that DuckDB scans in place;
+    DuckDB keeps under ``memory_limit`` (default 1GB) by spilling to ``temp_directory``.
+    """
+    keys = list(dict.fromkeys(k for view, _, _ in views for k in view.entity.keys))
+    if isinstance(rows, pa.Table):
+        rows = check_entity_rows(rows, timestamp, keys)
+    con = connect(threads, memory_limit, temp_directory)
     try:
-        con.execute("SET TimeZone='UTC'")
-        if threads:
-            con.execute(f"SET threads={int(threads)}")
+        entity_cols = column_names(con, rows)
+        clash = [c for _, _, cols in views for c in cols if c in entity_cols]
+        if clash:
+            raise FeatureNameConflictError(
+                "the entity rows already have columns named like requested features",
+                received=", ".join(clash),
+                fix="rename or drop those columns of the entity rows",
+            )
+        register(con, "e_src", rows, entity_cols)
+        expr = f"CAST({q(timestamp)} AS TIMESTAMPTZ)"
+        if not isinstance(rows, pa.Table):
+            expr = _check_entity_files(con, timestamp, keys)
         # Ties on (keys, event time) go to the row stored last, as in materialize: the ASOF key is
-        # (event time, position) packed into one 128-bit integer, cheaper than de-duplicating first.
-        con.register("e_raw", rows.append_column("__row", pa.array(np.arange(rows.num_rows, dtype=np.int64))))
+        # (event time, stored position) packed into one 128-bit integer, cheaper than de-duplicating.
         con.execute(
-            f"CREATE TEMP VIEW e AS SELECT *, {_packed(_q(timestamp), str(_LOW - 1))} AS __k FROM e_raw"
+            f"CREATE TEMP VIEW e AS SELECT * EXCLUDE (__ord) REPLACE ({expr} AS {q(timestamp)}), "
+            f"__ord AS __row, {_packed(expr, str(_LOW - 1))} AS __k FROM e_src"
         )
         selects, joins = ["e.* EXCLUDE (__row, __k)"], []
-        for i, (view, table, cols) in enumerate(views):
-            alias, ts = f"v{i}", f"__ts{i}"
-            src = table.select([*view.entity.keys, view.timestamp, *cols])
-            src = src.set_column(len(view.entity.keys), ts, utc(src.column(view.timestamp)))
-            con.register(
-                f"{alias}_raw", src.append_column("__ord", pa.array(np.arange(src.num_rows, dtype=np.int64)))
-            )
+        for i, (view, source, cols) in enumerate(views):
+            alias = f"v{i}"
+            register(con, f"{alias}_src", source, [*view.entity.keys, view.timestamp, *cols])
+            ts = as_utc(con, f"{alias}_src", view.timestamp)
+            # the event time is recovered from the packed key, so the join state holds it once
             con.execute(
-                f"CREATE TEMP VIEW {alias} AS SELECT *, {_packed(ts, '__ord')} AS __k FROM {alias}_raw"
+                f"CREATE TEMP VIEW {alias} AS SELECT {', '.join(q(c) for c in [*view.entity.keys, *cols])}, "
+                f"{_packed(ts, '__ord')} AS __k FROM {alias}_src"
             )
-            on = " AND ".join(f"e.{_q(k)} = {alias}.{_q(k)}" for k in view.entity.keys)
+            on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.entity.keys)
             joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.__k >= {alias}.__k")
             ttl_us = int(view.ttl.total_seconds() * 1_000_000)
-            fresh = f"epoch_us(e.{_q(timestamp)}) - epoch_us({alias}.{ts}) <= {ttl_us}"
-            selects += [f"CASE WHEN {fresh} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in cols]
+            fresh = f"epoch_us(e.{q(timestamp)}) - ({alias}.__k // {_LOW}) <= {ttl_us}"
+            selects += [f"CASE WHEN {fresh} THEN {alias}.{q(c)} END AS {q(c)}" for c in cols]
         sql = f"SELECT {', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.__row"
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         yield from reader

@@ -100,8 +100,7 @@ def check_parity(
         ]
         names = [*view.features, *derived]
         checked += names
-        ref = fs._source(view)[0]
-        source = fs._ws.datasets.read(ref, columns=view.columns())
+        source = fs.scan(view)
         keys = latest_rows(view, source, cutoff, None).select(list(view.entity.keys)).to_pylist()
         picked = rng.sample(keys, min(sample, len(keys)))
         if not picked:

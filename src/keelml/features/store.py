@@ -6,7 +6,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -16,11 +17,19 @@ from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
 from keelml.features.compute import apply_derived, plan_derived
 from keelml.features.definitions import FeatureRepo, FeatureView
-from keelml.features.materialize import MaterializeResult, ViewMaterialization, materialize_view
+from keelml.features.materialize import (
+    MaterializeResult,
+    ViewMaterialization,
+    materialize_view,
+    watermark_us,
+)
 from keelml.features.offline import point_in_time
 from keelml.features.online import OnlineStore, open_online_store
 from keelml.features.parity import ParityReport, check_parity
+from keelml.features.scan import ParquetFiles, Source, delta_files
 from keelml.features.serving import OnlineFeatures, lookup
+
+EntityRows: TypeAlias = pa.Table | ParquetFiles | Path | str | DatasetRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,53 +109,86 @@ class FeatureStore:
 
     # -- offline --------------------------------------------------------------------------------
 
-    def _entity_table(self, rows: pa.Table | str | DatasetRef) -> tuple[pa.Table, DatasetRef | None]:
-        if isinstance(rows, pa.Table):
+    def scan(self, view: FeatureView) -> Source:
+        """The view's source version as Parquet files DuckDB scans in place (arrow if it cannot)."""
+        ref, _ = self._source(view)
+        return self._dataset_source(ref, view.columns())
+
+    def _dataset_source(self, ref: DatasetRef, columns: list[str] | None) -> Source:
+        record = self._ws.catalog.get_version(ref.name, ref.version)
+        uri = self._ws.catalog.get_dataset(ref.name).table_uri
+        files = delta_files(uri, record.delta_version)
+        if not files:  # deletion vectors or column mapping (another tool's table): read it
+            return self._ws.datasets.read(ref, columns=columns)
+        return ParquetFiles(tuple(p for p, _ in files), sum(n for _, n in files))
+
+    def _entity_source(self, rows: EntityRows) -> tuple[Source, DatasetRef | None]:
+        """Arrow rows as they are; a .parquet path (or directory) or a dataset spec, scanned in place."""
+        if isinstance(rows, pa.Table | ParquetFiles):
             return rows, None
+        if isinstance(rows, Path) or (isinstance(rows, str) and rows.endswith(".parquet")):
+            return ParquetFiles.at(rows), None
         ref: DatasetRef = self._ws.datasets.ref(rows)
-        return self._ws.datasets.read(ref), ref
+        return self._dataset_source(ref, None), ref
+
+    def _spill_dir(self) -> str:
+        return str(self._ws.storage_root / "tmp" / "duckdb")
 
     def iter_historical(
         self,
-        entity_rows: pa.Table,
+        entity_rows: EntityRows,
         features: Sequence[str],
         *,
         timestamp: str = "event_time",
         batch_rows: int = 100_000,
         threads: int | None = None,
+        memory_limit: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the entity rows joined with ``features`` as of each row's ``timestamp``."""
+        """Stream the entity rows joined with ``features`` as of each row's ``timestamp``.
+
+        Entity rows and feature sources are scanned by DuckDB from their Parquet files; it spills to
+        ``.keel/tmp/duckdb`` past ``memory_limit`` (default 1GB), and batches come out in row order.
+        """
         stored, derived = plan_derived(self.repo, features)
         wanted = [f.split(":", 1)[-1] for f in features]
-        inputs = []
-        for view, cols in self._views_for(stored):
-            ref, _ = self._source(view)
-            inputs.append((view, self._ws.datasets.read(ref, columns=view.columns()), cols))
+        rows, _ = self._entity_source(entity_rows)
+        inputs = [(view, self.scan(view), cols) for view, cols in self._views_for(stored)]
+        fetched = {c for _, _, cols in inputs for c in cols}
         keys = [k for v, _, _ in inputs for k in v.entity.keys]
         offset = 0
-        for batch in point_in_time(entity_rows, timestamp, inputs, batch_rows=batch_rows, threads=threads):
+        for batch in point_in_time(
+            rows,
+            timestamp,
+            inputs,
+            batch_rows=batch_rows,
+            threads=threads,
+            memory_limit=memory_limit,
+            temp_directory=self._spill_dir(),
+        ):
             table = apply_derived(pa.Table.from_batches([batch]), derived, keys=keys, offset=offset)
             offset += batch.num_rows
-            yield from table.select([*entity_rows.column_names, *wanted]).to_batches()
+            entity_cols = [c for c in batch.schema.names if c not in fetched]
+            yield from table.select([*entity_cols, *wanted]).to_batches()
 
     def get_historical_features(
         self,
-        entity_rows: pa.Table | str | DatasetRef,
+        entity_rows: EntityRows,
         features: Sequence[str],
         *,
         timestamp: str = "event_time",
         batch_rows: int = 100_000,
     ) -> pa.Table:
         """The entity rows with point-in-time correct feature values (in the rows' order)."""
-        table, _ = self._entity_table(entity_rows)
-        batches = list(self.iter_historical(table, features, timestamp=timestamp, batch_rows=batch_rows))
+        batches = list(
+            self.iter_historical(entity_rows, features, timestamp=timestamp, batch_rows=batch_rows)
+        )
         schema = batches[0].schema if batches else None
         return pa.Table.from_batches(batches, schema=schema)
 
     def create_training_dataset(
         self,
         name: str,
-        entity_rows: pa.Table | str | DatasetRef,
+        entity_rows: EntityRows,
         features: Sequence[str],
         *,
         timestamp: str = "event_time",
@@ -156,8 +198,9 @@ class FeatureStore:
 
         Lineage: an edge ``features`` from the entity dataset (if named) and each source version.
         """
-        table, entity_ref = self._entity_table(entity_rows)
-        result = self.get_historical_features(table, features, timestamp=timestamp)
+        rows, entity_ref = self._entity_source(entity_rows)
+        # the dataset writer takes one table: the joined rows (not the sources) are held once here
+        result = self.get_historical_features(rows, features, timestamp=timestamp)
         used = [v for v, _ in self._views_for(plan_derived(self.repo, features)[0])]
         sources = {self._source(v)[0].node_id for v in used}
         for view in used:  # the registered definition too, when `apply` has recorded this version
@@ -191,17 +234,28 @@ class FeatureStore:
     def materialize(self, *, incremental: bool = False, now: dt.datetime | None = None) -> MaterializeResult:
         """Write the latest value per entity of every view (event time <= ``now``) to the online store.
 
-        ``incremental`` writes only entities with rows newer than the last run's watermark (the source
-        is still scanned, but nothing is cleared and unchanged entities are not rewritten).
+        ``incremental`` reads only the source files whose recorded maximum event time is past the last
+        run's watermark (Delta file statistics), and within them only the newer rows; nothing is
+        cleared and unchanged entities are not rewritten. A view never materialized gets a full run.
         """
         cutoff = now or dt.datetime.now(dt.UTC)
         results: list[ViewMaterialization] = []
         for view in self.repo.views:
             ref, _ = self._source(view)
-            table = self._ws.datasets.read(ref, columns=view.columns())
-            results.append(materialize_view(self.online, view, table, ref, cutoff, incremental))
+            after = watermark_us(self.online, view) if incremental else None
+            source = self.scan(view) if after is None else self._newer_files(ref, view, after)
+            results.append(materialize_view(self.online, view, source, ref, cutoff, after, _scanned(source)))
             self.schema_cache.pop(view.name, None)
         return MaterializeResult(tuple(results))
+
+    def _newer_files(self, ref: DatasetRef, view: FeatureView, after_us: int) -> Source | None:
+        record = self._ws.catalog.get_version(ref.name, ref.version)
+        uri = self._ws.catalog.get_dataset(ref.name).table_uri
+        after = dt.datetime.fromtimestamp(after_us / 1_000_000, dt.UTC)
+        files = delta_files(uri, record.delta_version, newer_than=after, column=view.timestamp)
+        if files is None:
+            return self._ws.datasets.read(ref, columns=view.columns())
+        return ParquetFiles(tuple(p for p, _ in files), sum(n for _, n in files)) if files else None
 
     def get_online_features(
         self,
@@ -224,6 +278,15 @@ class FeatureStore:
         if self._online is not None:
             self._online.close()
             self._online = None
+
+
+def _scanned(source: Source | None) -> tuple[int, int]:
+    """(files, rows) handed to DuckDB: an arrow table counts as one file."""
+    if source is None:
+        return 0, 0
+    if isinstance(source, pa.Table):
+        return 1, source.num_rows
+    return len(source.paths), source.rows or 0
 
 
 @workspace_accessor("features")
