@@ -66,7 +66,14 @@ class NumericSketch:
         self.count = total
 
     def merge(self, other: NumericSketch) -> NumericSketch:
-        out = NumericSketch.from_json(self.to_json())
+        out = NumericSketch(
+            self.k,
+            self.count,
+            self.missing,
+            self.mean,
+            self.m2,
+            type(self.kll).deserialize(self.kll.serialize()),
+        )
         out.missing += other.missing
         if other.count:
             out._merge_moments(other.count, other.mean, other.m2)
