@@ -49,13 +49,13 @@ def digits(seed: int = 0):  # type: ignore[no-untyped-def]
 def clients_and_test(n: int, partition: str, seed: int = 0):  # type: ignore[no-untyped-def]
     from keelml.federated.client import FederatedClient
     from keelml.federated.config import Partition
-    from keelml.federated.inprocess import TestSet
+    from keelml.federated.inprocess import HoldoutSet
     from keelml.federated.partition import partition_rows
 
     train, test, y = digits(seed)
     parts = partition_rows(y, Partition.parse(partition), n, seed=seed)
     clients = [FederatedClient(f"c{i}", train.iloc[p], label="target") for i, p in enumerate(parts)]
-    return clients, TestSet(test.drop(columns="target"), test["target"].tolist())
+    return clients, HoldoutSet(test.drop(columns="target"), test["target"].tolist())
 
 
 def run_engine(engine: str, clients, test, config):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import pytest
 
 from keelml import Workspace
 from keelml.federated.client import FederatedClient
-from keelml.federated.inprocess import TestSet
+from keelml.federated.inprocess import HoldoutSet
 
 
 def customers(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -39,11 +39,11 @@ def make_clients(frame: pd.DataFrame, parts: Sequence[np.ndarray[Any, Any]]) -> 
     return [FederatedClient(f"c{i}", frame.iloc[p][cols], label="label") for i, p in enumerate(parts)]
 
 
-def split(frame: pd.DataFrame, clients: int) -> tuple[list[FederatedClient], TestSet]:
+def split(frame: pd.DataFrame, clients: int) -> tuple[list[FederatedClient], HoldoutSet]:
     test = frame.iloc[: len(frame) // 5]
     train = frame.iloc[len(frame) // 5 :].reset_index(drop=True)
     parts = np.array_split(np.arange(len(train)), clients)
-    return make_clients(train, parts), TestSet(test[["x", "z", "plan"]], test["label"].tolist())
+    return make_clients(train, parts), HoldoutSet(test[["x", "z", "plan"]], test["label"].tolist())
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from keelml.core.progress import Progress
 from keelml.core.refs import ArtifactRef, DatasetRef
 from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.federated.config import FederatedConfig
-from keelml.federated.inprocess import EngineResult, RoundCallback, TestSet
+from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback
 from keelml.federated.rounds import RoundMetrics
 
 EpsilonFn = Callable[..., float]
@@ -171,7 +171,9 @@ class Federated:
             )
             for i, p in enumerate(parts)
         ]
-        test = TestSet(frame.iloc[test_idx][feature_names], frame.iloc[test_idx][label].astype(str).tolist())
+        test = HoldoutSet(
+            frame.iloc[test_idx][feature_names], frame.iloc[test_idx][label].astype(str).tolist()
+        )
 
         privacy = self._privacy() if config.client_dp is not None else None
         epsilon = None
@@ -251,7 +253,7 @@ class Federated:
         self,
         clients: list[Any],
         config: FederatedConfig,
-        test: TestSet,
+        test: HoldoutSet,
         report: RoundCallback,
         progress: Progress | None,
     ) -> EngineResult:

@@ -20,7 +20,7 @@ from keelml.core.errors import InvalidInputError
 from keelml.federated.aggregate import ServerOptimizer, flatten, unflatten
 from keelml.federated.client import ClientUpdate, FederatedClient
 from keelml.federated.config import FederatedConfig
-from keelml.federated.inprocess import EngineResult, RoundCallback, TestSet, test_arrays
+from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback, holdout_arrays
 from keelml.federated.model import evaluate, initial_weights
 from keelml.federated.preprocessing import ClientStats, SchemaMismatchError, TaskSpec, merge_stats
 from keelml.federated.rounds import NotEnoughClientsError, RoundMetrics, aggregate_round, check_enough, log
@@ -156,7 +156,7 @@ def serve_rounds(
     grid: Any,
     config: FederatedConfig,
     *,
-    test: TestSet | None = None,
+    test: HoldoutSet | None = None,
     on_round: RoundCallback | None = None,
     connect_timeout: float = 60.0,
 ) -> EngineResult:
@@ -173,7 +173,7 @@ def serve_rounds(
     nodes = wait_for_nodes(grid, config.clients, connect_timeout)
     spec = collect_stats(grid, nodes, config)
     weights = initial_weights(spec, config.hidden, config.seed)
-    held_out = test_arrays(spec, test)
+    held_out = holdout_arrays(spec, test)
     rng = np.random.default_rng(config.seed)
     noise_rng = np.random.default_rng([config.seed, 1])
     optimizer = ServerOptimizer(config)

@@ -20,7 +20,7 @@ import numpy as np
 from keelml.federated.aggregate import MAX_WEIGHT, ServerOptimizer, dp_noise, flatten, unflatten
 from keelml.federated.client import FederatedClient
 from keelml.federated.config import FederatedConfig
-from keelml.federated.inprocess import EngineResult, RoundCallback, TestSet, test_arrays
+from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback, holdout_arrays
 from keelml.federated.model import Weights, evaluate, initial_weights
 from keelml.federated.preprocessing import ClientStats, TaskSpec, merge_stats
 from keelml.federated.rounds import NotEnoughClientsError, RoundMetrics, check_enough
@@ -73,7 +73,7 @@ def make_secagg_client_app(load: Callable[[Any], FederatedClient], protocol: str
 
 
 def _strategy(
-    config: FederatedConfig, test: TestSet | None, on_round: RoundCallback | None, box: dict[str, Any]
+    config: FederatedConfig, test: HoldoutSet | None, on_round: RoundCallback | None, box: dict[str, Any]
 ) -> Any:
     from flwr.common import FitIns, GetPropertiesIns, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server.strategy import Strategy
@@ -97,7 +97,7 @@ def _strategy(
                 res = proxy.get_properties(GetPropertiesIns({}), timeout=config.round_timeout, group_id=None)
                 stats.append(ClientStats.from_json(json.loads(str(res.properties["stats"]))))
             self.spec = merge_stats(stats, max_categories=config.max_categories)
-            self.held_out = test_arrays(self.spec, test)
+            self.held_out = holdout_arrays(self.spec, test)
             self.weights = initial_weights(self.spec, config.hidden, config.seed)
             return ndarrays_to_parameters(self.weights)
 
@@ -166,7 +166,7 @@ def serve_secagg_rounds(
     context: Any,
     config: FederatedConfig,
     *,
-    test: TestSet | None = None,
+    test: HoldoutSet | None = None,
     on_round: RoundCallback | None = None,
 ) -> EngineResult:
     from flwr.server import LegacyContext, ServerConfig

@@ -13,14 +13,14 @@ from typing import Any
 from keelml.core.errors import BackendUnavailableError
 from keelml.federated.client import FederatedClient
 from keelml.federated.config import FederatedConfig
-from keelml.federated.inprocess import EngineResult, RoundCallback, TestSet
+from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback
 
 
 def run_flower_simulation(
     clients: Sequence[FederatedClient],
     config: FederatedConfig,
     *,
-    test: TestSet | None = None,
+    test: HoldoutSet | None = None,
     on_round: RoundCallback | None = None,
     cpus_per_client: float = 1.0,
 ) -> EngineResult:

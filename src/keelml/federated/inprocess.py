@@ -27,7 +27,7 @@ RoundCallback = Callable[[RoundMetrics], None]
 
 
 @dataclass(frozen=True, slots=True)
-class TestSet:
+class HoldoutSet:
     """Held-out rows the simulation evaluates the global model on each round (simulation only)."""
 
     frame: Any  # a pandas DataFrame with the feature columns
@@ -47,8 +47,8 @@ def sample_clients(n: int, config: FederatedConfig, rng: np.random.Generator) ->
     return sorted(rng.choice(n, size=min(k, n), replace=False).tolist())
 
 
-def test_arrays(
-    spec: TaskSpec, test: TestSet | None
+def holdout_arrays(
+    spec: TaskSpec, test: HoldoutSet | None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
     if test is None:
         return None
@@ -65,7 +65,7 @@ def run_inprocess(
     clients: Sequence[FederatedClient],
     config: FederatedConfig,
     *,
-    test: TestSet | None = None,
+    test: HoldoutSet | None = None,
     on_round: RoundCallback | None = None,
     progress: Progress | None = None,
 ) -> EngineResult:
@@ -81,7 +81,7 @@ def run_inprocess(
     secure = keelml_secure_sum(config) if config.secure_agg == "keelml" else None
     spec = merge_stats([c.stats() for c in clients], max_categories=config.max_categories)
     weights = initial_weights(spec, config.hidden, config.seed)
-    held_out = test_arrays(spec, test)
+    held_out = holdout_arrays(spec, test)
     rng = np.random.default_rng(config.seed)
     noise_rng = np.random.default_rng([config.seed, 1])
     optimizer = ServerOptimizer(config)
