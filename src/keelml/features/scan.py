@@ -78,8 +78,10 @@ def delta_files(
 ) -> list[tuple[str, int]] | None:
     """(path, rows) of a Delta version's data files, oldest first; ``None`` if they are not the version.
 
-    With ``newer_than``, only files whose recorded maximum of ``column`` may be later (a file without
-    statistics is kept). Delta keeps timestamp statistics in milliseconds, hence the 1 ms margin.
+    With ``newer_than``, only files that may hold a later ``column`` value. Delta keeps timestamp
+    statistics in milliseconds (or not at all), so a file whose recorded maximum is missing or within
+    1 ms of ``newer_than`` is settled by the exact statistics in its Parquet footer (a file without
+    any statistics is kept).
     """
     actions = _add_actions(uri, version)
     if actions is None:
@@ -88,7 +90,13 @@ def delta_files(
     name = f"max.{column}"
     if newer_than is not None and name in actions.column_names:
         margin = newer_than - dt.timedelta(milliseconds=1)
-        keep = [h is None or _aware(h) >= margin for h in actions.column(name).to_pylist()]
+        paths = actions.column("path").to_pylist()
+        keep = [
+            _footer_after(uri, p, column, newer_than)
+            if h is None or margin <= _aware(h) <= newer_than
+            else _aware(h) > newer_than
+            for p, h in zip(paths, actions.column(name).to_pylist(), strict=True)
+        ]
     ordered = sorted(
         (t, p, int(n or 0))
         for t, p, n, k in zip(
@@ -101,6 +109,21 @@ def delta_files(
         if k
     )
     return [(str(Path(uri) / p), n) for _, p, n in ordered]
+
+
+def _footer_after(uri: str, path: str, column: str, newer_than: dt.datetime) -> bool:
+    """Whether a file's Parquet statistics allow a ``column`` value after ``newer_than``."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(Path(uri) / path).metadata
+    index = meta.schema.to_arrow_schema().get_field_index(column)
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(index).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.max, dt.datetime):
+            return True
+        if _aware(stats.max) > newer_than:
+            return True
+    return False
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
