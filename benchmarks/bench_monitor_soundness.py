@@ -378,6 +378,7 @@ def main() -> None:
     ap.add_argument("--heavy-sizes", default="100,500", help="sizes for MMD and the domain classifier")
     ap.add_argument("--sizes", default="10,20,50,100,200,500,1000")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--null-from", type=Path, help="reuse part 1 (false alarms) from this JSON file")
     args = ap.parse_args()
     if args.quick:
         args.null_trials, args.trials, args.heavy_trials, args.sizes = 20, 5, 3, "10,100,500"
@@ -389,7 +390,11 @@ def main() -> None:
     load = os.getloadavg()
     digits = Digits(SEED)
     print("part 1: false alarms", flush=True)
-    nulls = null_alarms(args.null_trials, digits, SEED)
+    if args.null_from is not None:
+        nulls = json.loads(args.null_from.read_text())["false_alarms"]
+    else:
+        nulls = null_alarms(args.null_trials, digits, SEED)
+        (out_dir / "monitor_soundness_null.json").write_text(json.dumps({"false_alarms": nulls}, indent=1))
     t1 = time.perf_counter() - started
     print("part 2: power", flush=True)
     heavy_sizes = [int(s) for s in args.heavy_sizes.split(",")]
