@@ -121,7 +121,9 @@ class Exported:
 
 def reuse(ws: Workspace, variant: str, description: str, parent_parameters: int) -> Made | None:
     for info in reversed(ws.models.versions("reviews-clf")):
-        if info.tags.get("keel.variant") == variant and info.tags.get("keel.compression", "").startswith(description):
+        if info.tags.get("keel.variant") == variant and info.tags.get("keel.compression", "").startswith(
+            description
+        ):
             return Made(ws, info, parent_parameters)
     return None
 

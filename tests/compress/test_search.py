@@ -80,7 +80,7 @@ def test_bad_search_settings_are_refused_before_any_work(
     compress_ws: Workspace, kw: dict[str, object], match: str
 ) -> None:
     with pytest.raises(InvalidInputError, match=match):
-        compress_ws.compress.run("loan-clf@1", **kw)  # type: ignore[arg-type]
+        compress_ws.compress.run("loan-clf@1", **kw)
 
 
 def test_cli_prints_the_pareto_table_and_json(
