@@ -34,7 +34,7 @@ def statements(credit: pa.Table) -> pa.Table:
     return pa.table(
         {
             "customer_id": pa.concat_arrays([credit.column("customer_id").combine_chunks()] * 3),
-            "statement_time": pa.array(np.repeat(STATEMENTS, n).tolist(), pa.timestamp("us", "UTC")),
+            "statement_time": pa.array([t for t in STATEMENTS for _ in range(n)], pa.timestamp("us", "UTC")),
             "balance": pa.array(np.round((drift * balance).ravel(), 2)),
             "income": pa.concat_arrays([pc.cast(credit.column("income"), pa.float64()).combine_chunks()] * 3),
         }
