@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from keelml.cli.context import emit_json, out, progress_bar, workspace
-from keelml.compress import DistillConfig, FitSettings, PruneConfig
 from keelml.data.slices import parse_slice_option, slices_from_config
 
 
@@ -38,6 +37,8 @@ def compress(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Make and measure compressed variants; mark the fastest within the budget with alias `compressed`."""
+    from keelml.compress import DistillConfig, FitSettings, PruneConfig  # on use: keeps `keel` start-up light
+
     ws = workspace(ctx)
     fit = FitSettings(epochs=epochs)
     widths = None if hidden is None else tuple(int(h) for h in hidden.split(",") if h.strip())
