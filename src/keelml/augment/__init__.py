@@ -2,18 +2,46 @@
 
 Oversampling (SMOTE, Borderline-SMOTE, ADASYN, SMOTE-NC via imbalanced-learn), a Gaussian-copula
 synthesizer of our own (optionally differentially private), text augmentation without downloads, and
-fidelity / utility / privacy evaluation. sklearn, imbalanced-learn and scipy are imported only when
-a method runs, so ``import keelml`` stays light.
+fidelity / utility / privacy evaluation. Nothing heavy (pandas, sklearn, imbalanced-learn, scipy) is
+imported by ``import keelml``: the public names below load on first use.
 """
 
-from keelml.augment import api as _api  # noqa: F401  (registers ws.augment)
-from keelml.augment.api import Augmenter, AugmentResult
-from keelml.augment.columns import TableSpec, UnsupportedColumnError
-from keelml.augment.config import METHODS, SYNTHETIC_COLUMN, AugmentConfig
-from keelml.augment.copula import GaussianCopula
-from keelml.augment.guard import SyntheticLeakError, require_real
-from keelml.augment.oversample import TooFewRowsError
-from keelml.augment.text_tokens import TextTooShortError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:
+    from keelml.augment.api import Augmenter, AugmentResult
+    from keelml.augment.columns import TableSpec, UnsupportedColumnError
+    from keelml.augment.config import METHODS, SYNTHETIC_COLUMN, AugmentConfig
+    from keelml.augment.copula import GaussianCopula
+    from keelml.augment.guard import SyntheticLeakError, require_real
+    from keelml.augment.oversample import TooFewRowsError
+    from keelml.augment.text_tokens import TextTooShortError
+
+_HOME = {
+    "Augmenter": "api", "AugmentResult": "api", "TableSpec": "columns", "UnsupportedColumnError": "columns",
+    "METHODS": "config", "SYNTHETIC_COLUMN": "config", "AugmentConfig": "config", "GaussianCopula": "copula",
+    "SyntheticLeakError": "guard", "require_real": "guard", "TooFewRowsError": "oversample",
+    "TextTooShortError": "text_tokens",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(import_module(f"keelml.augment.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'keelml.augment' has no attribute {name!r}")
+
+
+@workspace_accessor("augment")
+def _augment(ws: Workspace) -> Augmenter:
+    from keelml.augment.api import Augmenter
+
+    return Augmenter(ws)
+
 
 __all__ = [
     "METHODS",

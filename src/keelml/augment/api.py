@@ -26,7 +26,7 @@ from keelml.augment.target import Target, resolve_target
 from keelml.core.errors import InvalidInputError
 from keelml.core.progress import NoProgress, Progress
 from keelml.core.refs import DatasetRef
-from keelml.core.workspace import Workspace, workspace_accessor
+from keelml.core.workspace import Workspace
 
 if TYPE_CHECKING:  # evaluate imports this module: a run-time import would be circular
     from keelml.augment.evaluate import AugmentEvaluation
@@ -302,11 +302,6 @@ class Augmenter:
         from keelml.augment.evaluate import evaluate_version
 
         return evaluate_version(self._ws, synthetic, real, precision=precision, seed=seed, progress=progress)
-
-
-@workspace_accessor("augment")
-def _augment(ws: Workspace) -> Augmenter:
-    return Augmenter(ws)
 
 
 __all__ = ["OVERSAMPLERS", "AugmentResult", "Augmenter", "assemble", "declared_slices"]

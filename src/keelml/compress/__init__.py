@@ -1,12 +1,37 @@
 """Compression (``ws.compress``): distillation and structured pruning; the variant search with quantization.
 
-torch is imported only when a compression runs; quantized ONNX variants come from ``ws.exports``.
+torch is imported only when a compression runs, and the public names below on first use, so
+``import keelml`` stays light; quantized ONNX variants come from ``ws.exports``.
 """
 
-from keelml.compress import api as _api  # noqa: F401  (registers ws.compress)
-from keelml.compress.api import Compressed, Compression
-from keelml.compress.distill import DistillConfig
-from keelml.compress.fitting import FitSettings
-from keelml.compress.prune import PruneConfig
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:
+    from keelml.compress.api import Compressed, Compression
+    from keelml.compress.distill import DistillConfig
+    from keelml.compress.fitting import FitSettings
+    from keelml.compress.prune import PruneConfig
+
+_HOME = {"Compressed": "api", "Compression": "api", "DistillConfig": "distill", "FitSettings": "fitting",
+         "PruneConfig": "prune"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(import_module(f"keelml.compress.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'keelml.compress' has no attribute {name!r}")
+
+
+@workspace_accessor("compress")
+def _compress(ws: Workspace) -> Compression:
+    from keelml.compress.api import Compression
+
+    return Compression(ws)
+
 
 __all__ = ["Compressed", "Compression", "DistillConfig", "FitSettings", "PruneConfig"]

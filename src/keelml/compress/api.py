@@ -20,7 +20,7 @@ from keelml.compress.prune import PruneConfig, prune
 from keelml.compress.register import register_variant
 from keelml.compress.source import Source, load_source
 from keelml.core.progress import Progress
-from keelml.core.workspace import Workspace, workspace_accessor
+from keelml.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from keelml.compress.search import SearchResult
@@ -156,8 +156,3 @@ def _flat(config: Any) -> dict[str, Any]:
         else:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
-
-
-@workspace_accessor("compress")
-def _compress(ws: Workspace) -> Compression:
-    return Compression(ws)

@@ -1,10 +1,35 @@
 """Federated learning on Flower: apps, strategies, secure aggregation, client-side preprocessing.
 
-``ws.federated.simulate(...)`` runs here; torch and flwr are imported only when a run starts.
+``ws.federated.simulate(...)`` runs here. Nothing heavy is imported by ``import keelml``: pandas,
+torch and flwr load when a run starts, and the public names below on first use.
 """
 
-from keelml.federated import api as _api  # noqa: F401  (registers ws.federated)
-from keelml.federated.api import ClientPartition, Federated, FederatedRun
-from keelml.federated.config import FederatedConfig, Partition
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:
+    from keelml.federated.api import ClientPartition, Federated, FederatedRun
+    from keelml.federated.config import FederatedConfig, Partition
+
+_HOME = {"ClientPartition": "api", "Federated": "api", "FederatedRun": "api", "FederatedConfig": "config",
+         "Partition": "config"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(import_module(f"keelml.federated.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'keelml.federated' has no attribute {name!r}")
+
+
+@workspace_accessor("federated")
+def _federated(ws: Workspace) -> Federated:
+    from keelml.federated.api import Federated
+
+    return Federated(ws)
+
 
 __all__ = ["ClientPartition", "Federated", "FederatedConfig", "FederatedRun", "Partition"]

@@ -14,18 +14,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError, MissingDependencyError
 from keelml.core.progress import Progress
 from keelml.core.refs import ArtifactRef, DatasetRef
-from keelml.core.workspace import Workspace, workspace_accessor
+from keelml.core.workspace import Workspace
 from keelml.federated.config import FederatedConfig
 from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback
 from keelml.federated.rounds import RoundMetrics
+
+if TYPE_CHECKING:  # pandas is imported when a run reads its data, not by `import keelml`
+    import pandas as pd
 
 EpsilonFn = Callable[..., float]
 FRAMEWORKS = ["torch", "numpy", "pandas", "pyarrow"]
@@ -160,6 +162,8 @@ class Federated:
         feature_names = (
             list(features) if features else [c for c in frame.columns if c != label and c not in exclude]
         )
+        import pandas as pd
+
         y = pd.factorize(frame[label].astype(str), sort=True)[0].astype(np.int64)
         train_idx, test_idx = split_holdout(y, config.test_fraction, config.seed)
         train = frame.iloc[train_idx].reset_index(drop=True)
@@ -307,8 +311,3 @@ class Federated:
         with self._ws.catalog.begin() as conn:
             for p in partitions:
                 lineage.add_edge(conn, p.node_id, model_node, "trained")
-
-
-@workspace_accessor("federated")
-def _federated(ws: Workspace) -> Federated:
-    return Federated(ws)

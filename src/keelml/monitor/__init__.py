@@ -1,35 +1,85 @@
 """Monitoring: drift detectors under one protocol (see docs/monitoring.md).
 
-Not loaded by ``import keelml``; scipy, scikit-learn and river are imported only when a test runs.
+``import keelml`` registers ``ws.monitor`` and loads nothing else from here; the names below load on
+first use (all detector modules at once, so ``REGISTRY`` is complete), and scipy, scikit-learn and
+river only when a test runs.
 
 >>> from keelml.monitor import REGISTRY
 >>> "FeatureDrift" in REGISTRY
 True
 """
 
-from keelml.monitor.api import Monitoring, ProfileInfo
-from keelml.monitor.concept import ADWINDetector, ConceptDriftConfig, DDMDetector, PageHinkleyDetector
-from keelml.monitor.config import AlertRule, MonitorSpec
-from keelml.monitor.multivariate import (
-    BBSDDetector,
-    DomainClassifierDetector,
-    MMDDetector,
-    MultivariateConfig,
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from keelml.core.workspace import Workspace, workspace_accessor
+
+if TYPE_CHECKING:
+    from keelml.monitor.api import Monitoring
+
+_HOME = {
+    "Monitoring": "api",
+    "ProfileInfo": "api",
+    "ADWINDetector": "concept",
+    "ConceptDriftConfig": "concept",
+    "DDMDetector": "concept",
+    "PageHinkleyDetector": "concept",
+    "AlertRule": "config",
+    "MonitorSpec": "config",
+    "BBSDDetector": "multivariate",
+    "DomainClassifierDetector": "multivariate",
+    "MMDDetector": "multivariate",
+    "MultivariateConfig": "multivariate",
+    "CBPE": "performance",
+    "CBPEConfig": "performance",
+    "PerformanceEstimate": "performance",
+    "Profile": "profile",
+    "build_profile": "profile",
+    "ProfileDrift": "profile_drift",
+    "REGISTRY": "protocol",
+    "ConformanceCase": "protocol",
+    "Detector": "protocol",
+    "DriftReport": "protocol",
+    "FeatureResult": "protocol",
+    "adjust": "protocol",
+    "permutation_p_value": "protocol",
+    "CheckResult": "results",
+    "FiredAlert": "results",
+    "MonitorRun": "results",
+    "WindowResult": "results",
+    "FeatureDrift": "univariate",
+    "FeatureDriftConfig": "univariate",
+}
+_MODULES = (
+    "api",
+    "concept",
+    "config",
+    "multivariate",
+    "performance",
+    "profile",
+    "profile_drift",
+    "protocol",
+    "results",
+    "univariate",
 )
-from keelml.monitor.performance import CBPE, CBPEConfig, PerformanceEstimate
-from keelml.monitor.profile import Profile, build_profile
-from keelml.monitor.profile_drift import ProfileDrift
-from keelml.monitor.protocol import (
-    REGISTRY,
-    ConformanceCase,
-    Detector,
-    DriftReport,
-    FeatureResult,
-    adjust,
-    permutation_p_value,
-)
-from keelml.monitor.results import CheckResult, FiredAlert, MonitorRun, WindowResult
-from keelml.monitor.univariate import FeatureDrift, FeatureDriftConfig
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        for module in _MODULES:  # importing every detector module fills REGISTRY
+            import_module(f"keelml.monitor.{module}")
+        return getattr(import_module(f"keelml.monitor.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'keelml.monitor' has no attribute {name!r}")
+
+
+@workspace_accessor("monitor")
+def _monitor(ws: Workspace) -> Monitoring:
+    from keelml.monitor.api import Monitoring
+
+    return Monitoring(ws)
+
 
 __all__ = [
     "CBPE",

@@ -18,7 +18,7 @@ import pandas as pd
 from keelml.core import request_log
 from keelml.core.catalog import utcnow
 from keelml.core.errors import ConfigError
-from keelml.core.workspace import Workspace, workspace_accessor
+from keelml.core.workspace import Workspace
 from keelml.monitor import alerts as alerting
 from keelml.monitor.checks_quality import realised
 from keelml.monitor.config import MonitorSpec, load_spec, parse_duration, parse_window
@@ -300,8 +300,3 @@ class Monitoring:
 
 def _empty() -> Frame:
     return Frame(pd.DataFrame())
-
-
-@workspace_accessor("monitor")
-def _monitoring(ws: Workspace) -> Monitoring:
-    return Monitoring(ws)
