@@ -18,8 +18,8 @@ from keelml.cli import (
     data_cmd,
     export_cmd,
     features_cmd,
-    label_cmd,
     fl_cmd,
+    label_cmd,
     lineage_cmd,
     models_cmd,
     monitor_cmd,
@@ -45,8 +45,8 @@ app.add_typer(label_cmd.app, name="label")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(features_cmd.app, name="features")
-app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(fl_cmd.app, name="fl")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(augment_cmd.app, name="augment")
 app.add_typer(privacy_cmd.app, name="privacy")
 quality_cmd.register(data_cmd.app)
