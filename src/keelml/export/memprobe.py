@@ -12,6 +12,16 @@ import sys
 from pathlib import Path
 
 
+def peak_rss_kb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would include the forking parent's RSS on Linux)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # macOS: no /proc (bytes there)
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     from keelml.export.inputs import make_inputs, torch_runner
@@ -25,8 +35,7 @@ def main(argv: list[str]) -> int:
     else:
         model = load_model(data, threads=spec["threads"])
         model.run(make_inputs(model.info.to_json(), spec["batch"], spec["seq"]))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sys.stdout.write(json.dumps({"peak_rss_mb": peak_kb / 1024.0}) + "\n")
+    sys.stdout.write(json.dumps({"peak_rss_mb": peak_rss_kb() / 1024.0}) + "\n")
     return 0
 
 
