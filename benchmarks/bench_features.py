@@ -6,12 +6,13 @@
 
 Point in time: ENTITIES entity rows x 20 features over ROWS feature rows (two views of ROWS/2 rows
 and 10 float features each, 100,000 customers, 90 days of events, ttl 7 days). keelml's engine
-(``keelml.features.point_in_time``: DuckDB ASOF JOIN, output streamed in 100,000-row batches and
-consumed batch by batch) is compared with the obvious peer, ``pandas.merge_asof`` (by key, backward,
-with tolerance), in alternating fresh child processes pinned to 2 threads. Inputs are parquet files
-generated once under benchmarks/.work/; each child's time excludes reading them, its peak RSS
-(VmHWM) includes them. Both results are checked equal on the first 2,000 rows.
-Feast is not compared (it needs a separate environment; not built in this run).
+(``keelml.features.point_in_time``: DuckDB scanning the parquet files in place, ASOF JOIN under
+``--memory-limit`` with spilling, output streamed in 100,000-row batches and consumed batch by batch)
+is compared with the obvious peer, ``pandas.merge_asof`` (by key, backward, with tolerance), in
+alternating fresh child processes pinned to 2 threads. Inputs are parquet files generated once under
+benchmarks/.work/; both engines' times include reading them (pandas' read share is reported), and
+peak RSS (VmHWM) is the child's. Both results are checked equal on the first 2,000 rows.
+Feast is compared in bench_features_feast.py (it needs its own venv).
 
 Online: a workspace with 100,000 entities x 10 features materialized to SQLite (the embedded
 default) and to Redis on 127.0.0.1:6379, then ``ws.features.get_online_features`` in-process for 1
