@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keelml.core.errors import EmptySourceError
+from keelml.core.errors import ColumnNotFoundError, EmptySourceError
 from keelml.monitor.frame import Frame
-from keelml.monitor.sketch import CategoricalSketch, ColumnSketch, NumericSketch, sketch_from_json
+from keelml.monitor.sketch import CategoricalSketch, ColumnSketch, NumericSketch, _key, sketch_from_json
 
 Array = np.ndarray[Any, Any]
 PRIORITY = "__priority__"
@@ -202,6 +202,118 @@ def _profile_part(
     )
 
 
+def _profile_arrow(
+    table: Any, categorical: frozenset[str], sample_size: int, rng: np.random.Generator, k: int
+) -> Profile:
+    return _profile_columns(
+        zip(table.schema.names, table.columns, strict=True), table.num_rows, categorical, sample_size, rng, k
+    )
+
+
+def _profile_columns(
+    columns: Iterable[tuple[str, Any]],
+    rows: int,
+    categorical: frozenset[str],
+    sample_size: int,
+    rng: np.random.Generator,
+    k: int,
+) -> Profile:
+    """Sketch Arrow columns one at a time (each may be read just before and freed just after)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    priority = rng.random(rows)
+    keep_rows = (
+        np.argsort(priority)[:sample_size]
+        if rows <= sample_size
+        else np.argpartition(priority, sample_size)[:sample_size]
+    )
+    take = pa.array(keep_rows)
+    cols: dict[str, ColumnSketch] = {}
+    sample: dict[str, Any] = {}
+    for name, col in columns:
+        sample[str(name)] = col.take(take).to_pandas()
+        kind = col.type
+        if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and name not in categorical:
+            num = NumericSketch.empty(k)
+            num.update(col.to_numpy(zero_copy_only=False).astype(float, copy=False))
+            cols[str(name)] = num
+            continue
+        cat = CategoricalSketch.empty()
+        counts = pc.value_counts(col)
+        values, freq = counts.field("values"), counts.field("counts").to_numpy(zero_copy_only=False)
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        cat.missing += int(col.null_count)
+        for value, n in zip(values.filter(pa.array(valid)).to_pylist(), freq[valid].tolist(), strict=True):
+            key = _key(value)
+            cat.counts[key] = cat.counts.get(key, 0) + int(n)
+        cat._cap()
+        cols[str(name)] = cat
+    frame = pd.DataFrame({n: v.reset_index(drop=True) for n, v in sample.items()})
+    frame[PRIORITY] = priority[keep_rows]
+    return Profile(rows, cols, {}, (), frame, sample_size, 0, 0, 1)
+
+
+def profile_parquet(
+    path: Any,
+    *,
+    columns: tuple[str, ...] = (),
+    categorical: tuple[str, ...] = (),
+    sample_size: int = 2000,
+    seed: int = 0,
+    k: int = 4000,
+) -> Profile:
+    """Profile a Parquet file one row group and one column at a time (only ``columns``, if given).
+
+    The peak memory is one decoded column chunk plus the sketches, whatever the file's size.
+    """
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = list(columns) or list(pf.schema_arrow.names)
+    unknown = [n for n in names if n not in pf.schema_arrow.names]
+    if unknown:
+        raise ColumnNotFoundError(
+            f"columns {unknown} are not in {path}",
+            expected="column names of the Parquet file",
+            received=", ".join(pf.schema_arrow.names[:20]),
+            fix="drop them from `columns` or profile the file that has them",
+        )
+
+    def parts() -> Iterable[Profile]:
+        for i in range(pf.num_row_groups):
+            rows = pf.metadata.row_group(i).num_rows
+            if rows == 0:
+                continue
+            cols = ((n, pf.read_row_group(i, columns=[n], use_threads=False).column(0)) for n in names)
+            rng = np.random.default_rng([seed, i])
+            yield _profile_columns(cols, rows, frozenset(categorical), sample_size, rng, k)
+
+    return _merge_all(parts())
+
+
+def _merge_all(profiles: Iterable[Profile]) -> Profile:
+    # merged as a binary counter (like sizes merge with like), so summary error grows with log(partitions)
+    stack: list[tuple[int, Profile]] = []
+    for prof in profiles:
+        level = 0
+        while stack and stack[-1][0] == level:
+            prof = stack.pop()[1].merge(prof)
+            level += 1
+        stack.append((level, prof))
+    out: Profile | None = None
+    for _, prof in reversed(stack):
+        out = prof if out is None else prof.merge(out)
+    if out is None:
+        raise EmptySourceError(
+            "cannot profile an empty reference",
+            expected="at least one row",
+            received="0 rows in every partition",
+            fix="point the reference at a dataset version or log window that has rows",
+        )
+    return out
+
+
 def build_profile(
     frame: Frame,
     *,
@@ -227,26 +339,29 @@ def build_profile(
 
 
 def profile_partitions(
-    partitions: Iterable[Frame],
+    partitions: Iterable[Any],
     *,
     categorical: tuple[str, ...] = (),
     sample_size: int = 2000,
     seed: int = 0,
     k: int = 4000,
 ) -> Profile:
-    """Sketch each partition (e.g. each file or row group of a reference too big for memory) and merge."""
+    """Sketch each partition (e.g. each file or row group of a reference too big for memory) and merge.
+
+    A partition is a :class:`Frame` or a pyarrow ``Table`` / ``RecordBatch`` of plain feature columns; the
+    latter is sketched column by column in Arrow (categories counted by ``pyarrow.compute``), so no pandas
+    copy of the partition is made and only the sampled rows become Python objects.
+    """
     cats = frozenset(categorical)
-    out: Profile | None = None
-    for i, part in enumerate(partitions):
-        if len(part) == 0:
-            continue
-        prof = _profile_part(part, cats, sample_size, np.random.default_rng([seed, i]), k)
-        out = prof if out is None else out.merge(prof)
-    if out is None:
-        raise EmptySourceError(
-            "cannot profile an empty reference",
-            expected="at least one row",
-            received="0 rows in every partition",
-            fix="point the reference at a dataset version or log window that has rows",
-        )
-    return out
+
+    def parts() -> Iterable[Profile]:
+        for i, part in enumerate(partitions):
+            if len(part) == 0:
+                continue
+            rng = np.random.default_rng([seed, i])
+            if isinstance(part, Frame):
+                yield _profile_part(part, cats, sample_size, rng, k)
+            else:
+                yield _profile_arrow(part, cats, sample_size, rng, k)
+
+    return _merge_all(parts())

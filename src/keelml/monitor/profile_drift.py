@@ -112,10 +112,8 @@ class ProfileDrift:
         test = cfg.categorical if cat else cfg.numeric
         if len(raw) == 0:
             return [FeatureResult(n, test, None, None, None, False, "no rows in the window")], []
-        if cat:
-            present = pd.Series(raw, dtype=object).dropna().astype(str).to_numpy()
-        else:
-            present = raw[np.isfinite(raw)]
+        # categories stay objects: they are compared as str(value) downstream, so no string copy here
+        present = raw[~pd.isna(raw)] if cat else raw[np.isfinite(raw)]
         notes: list[str] = []
         out: list[FeatureResult] = []
         missing_cur = len(raw) - len(present)

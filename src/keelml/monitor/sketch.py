@@ -1,5 +1,5 @@
-"""Mergeable per-column sketches: a KLL quantile sketch (Apache DataSketches) for numbers, exact counts for
-categories, and the moments and missing counts of both.
+"""Mergeable per-column sketches: a deterministic quantile summary for numbers (built from sorted batches),
+exact counts for categories, and the moments and missing counts of both.
 
 Each partition of a reference is sketched on its own and the sketches are merged, so a reference is read
 once and a new window is compared with the merged sketch (its size does not grow with the reference).
@@ -27,35 +27,56 @@ Array = np.ndarray[Any, Any]
 OTHER = "__other__"
 
 
-def _kll(k: int) -> Any:
-    from datasketches import kll_doubles_sketch  # type: ignore[import-untyped]
-
-    return kll_doubles_sketch(k)
-
-
 @dataclass
 class NumericSketch:
-    """Quantiles (KLL, rank error ``rank_error``), count, missing count, mean, variance, min, max."""
+    """Quantiles (a mergeable summary, rank error ``rank_error``), count, missing, mean, variance.
+
+    The quantile summary is built from each sorted batch in one pass (numpy sort, no per-value updates):
+    sorted values are cut into blocks of ``w`` consecutive ranks and each block is kept as its median with
+    weight ``w``; merging concatenates the weighted items and, past ``4 k`` items, regroups them to about
+    ``2 k``. Each step's worst-case error in the count of values <= x is known exactly and added to ``err``,
+    so ``rank_error = err / count`` is a deterministic bound (not a probabilistic one, as KLL's is).
+    """
 
     k: int = 4000
     count: int = 0
     missing: int = 0
     mean: float = 0.0
     m2: float = 0.0
-    kll: Any = None
+    items: Array = field(default_factory=lambda: np.zeros(0, dtype=float))
+    weights: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    err: int = 0
 
     @classmethod
     def empty(cls, k: int = 4000) -> NumericSketch:
-        return cls(k=k, kll=_kll(k))
+        return cls(k=k)
 
     def update(self, values: Array) -> None:
-        v = np.asarray(values, dtype=float).ravel()
-        finite = v[np.isfinite(v)]
+        # np.sort copies (the input is not mutated) and puts -inf first and NaN after +inf, so the finite
+        # values are one slice of it: no mask and no second copy
+        v = np.sort(np.asarray(values, dtype=float).ravel())
+        finite = v[np.searchsorted(v, -np.inf, side="right") : np.searchsorted(v, np.inf, side="left")]
         self.missing += int(len(v) - len(finite))
         if len(finite) == 0:
             return
-        self._merge_moments(len(finite), float(finite.mean()), float(((finite - finite.mean()) ** 2).sum()))
-        self.kll.update(finite)
+        mean = float(finite.mean())
+        centred = finite - mean
+        self._merge_moments(len(finite), mean, float(centred @ centred))
+        del centred
+        items, weights, err = _blocks(finite, 2 * self.k)
+        del finite, v
+        self._absorb(items, weights, err)
+
+    def _absorb(self, items: Array, weights: Array, err: int) -> None:
+        both = np.concatenate([self.items, items])
+        order = np.argsort(both, kind="stable")
+        self.items = both[order]
+        self.weights = np.concatenate([self.weights, weights])[order]
+        self.err += err
+        if len(self.items) > 4 * self.k:
+            self.items, self.weights, added = _regroup(self.items, self.weights, 2 * self.k)
+            self.err += added
+        self.__dict__.pop("_ecdf", None)
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         # Chan et al.'s parallel variance: exact under merging in any order
@@ -67,17 +88,12 @@ class NumericSketch:
 
     def merge(self, other: NumericSketch) -> NumericSketch:
         out = NumericSketch(
-            self.k,
-            self.count,
-            self.missing,
-            self.mean,
-            self.m2,
-            type(self.kll).deserialize(self.kll.serialize()),
+            self.k, self.count, self.missing, self.mean, self.m2, self.items, self.weights, self.err
         )
         out.missing += other.missing
         if other.count:
             out._merge_moments(other.count, other.mean, other.m2)
-            out.kll.merge(other.kll)
+            out._absorb(other.items, other.weights, other.err)
         return out
 
     @property
@@ -86,26 +102,27 @@ class NumericSketch:
 
     @property
     def rank_error(self) -> float:
-        """Normalised rank error of the quantile sketch (0 while it still holds every value)."""
-        return float(self.kll.normalized_rank_error(False)) if self.kll.is_estimation_mode() else 0.0
+        """Worst-case normalised rank error of the quantile summary (0 while it holds every value)."""
+        return self.err / self.count if self.count else 0.0
 
     def quantile(self, q: float) -> float:
-        return float(self.kll.get_quantile(q)) if self.count else float("nan")
+        return float(self.quantiles(np.array([q]))[0]) if self.count else float("nan")
 
     def quantiles(self, qs: Array) -> Array:
-        return np.asarray(self.kll.get_quantiles(list(map(float, qs))), dtype=float)
+        items, cdf = self.ecdf()
+        # the smallest item whose share of values <= it exceeds q (KLL's exclusive search)
+        idx = np.minimum(np.searchsorted(cdf, np.asarray(qs, dtype=float), side="right"), len(items) - 1)
+        out: Array = items[idx]
+        return out
 
     def ecdf(self) -> tuple[Array, Array]:
-        """The sketch's weighted items, sorted, and the reference CDF just after each of them."""
+        """The summary's weighted items, sorted, and the reference CDF just after each of them."""
         cached = self.__dict__.get("_ecdf")
-        if cached is not None and cached[0] == self.kll.n:
-            return cached[1], cached[2]
-        pairs = np.array(list(self.kll), dtype=float).reshape(-1, 2)
-        order = np.argsort(pairs[:, 0], kind="stable")
-        items, weights = pairs[order, 0], pairs[order, 1]
-        cdf = np.cumsum(weights) / weights.sum()
-        self.__dict__["_ecdf"] = (self.kll.n, items, cdf)
-        return items, cdf
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        cdf = np.cumsum(self.weights) / max(int(self.weights.sum()), 1)
+        self.__dict__["_ecdf"] = (self.items, cdf)
+        return self.items, cdf
 
     def cdf_at(self, points: Array) -> Array:
         """Reference CDF (share of values <= point) at each point."""
@@ -122,22 +139,65 @@ class NumericSketch:
             "missing": self.missing,
             "mean": self.mean,
             "m2": self.m2,
-            "kll": base64.b64encode(bytes(self.kll.serialize())).decode("ascii"),
+            "items": base64.b64encode(self.items.astype("<f8").tobytes()).decode("ascii"),
+            "weights": base64.b64encode(self.weights.astype("<i8").tobytes()).decode("ascii"),
+            "err": self.err,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NumericSketch:
-        from datasketches import kll_doubles_sketch
-
-        kll = kll_doubles_sketch.deserialize(base64.b64decode(data["kll"]))
-        return cls(
+        if "kll" in data:  # profiles stored before the summary replaced the KLL sketch
+            items, weights, err = _from_kll(data["kll"], int(data["count"]))
+        else:
+            items = np.frombuffer(base64.b64decode(data["items"]), dtype="<f8").astype(float)
+            weights = np.frombuffer(base64.b64decode(data["weights"]), dtype="<i8").astype(np.int64)
+            err = int(data["err"])
+        head = (
             int(data["k"]),
             int(data["count"]),
             int(data["missing"]),
             float(data["mean"]),
             float(data["m2"]),
-            kll,
         )
+        return cls(*head, items, weights, err)
+
+
+def _blocks(sorted_values: Array, size: int) -> tuple[Array, Array, int]:
+    """At most ``size`` weighted items summarising sorted values, and the worst-case count error."""
+    n = len(sorted_values)
+    if n <= size:
+        return sorted_values.copy(), np.ones(n, dtype=np.int64), 0
+    w = -(-n // size)
+    starts = np.arange(0, n, w)
+    lengths = np.minimum(starts + w, n) - starts
+    # a block's median: x below it misses at most (len-1)//2 block values, x at/above over-counts len//2
+    return sorted_values[starts + (lengths - 1) // 2], lengths.astype(np.int64), int(w // 2)
+
+
+def _regroup(items: Array, weights: Array, size: int) -> tuple[Array, Array, int]:
+    """Group sorted weighted items into about ``size`` runs of similar weight, each kept as its median."""
+    cum = np.cumsum(weights)
+    before = cum - weights
+    group = before * size // int(cum[-1])
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    totals = np.add.reduceat(weights, starts)
+    base = np.repeat(before[starts], np.diff(np.r_[starts, len(items)]))
+    within = before - base  # weight of the run before each item
+    rep = np.searchsorted(cum, before[starts] + (totals + 1) // 2, side="left")  # weighted median
+    # the run's estimate moves to its representative: the error is the weight on either side of it
+    left = within[rep]
+    right = totals - left - weights[rep]
+    return items[rep], totals.astype(np.int64), int(np.max(np.maximum(left, right)))
+
+
+def _from_kll(encoded: str, count: int) -> tuple[Array, Array, int]:
+    from datasketches import kll_doubles_sketch  # type: ignore[import-untyped]
+
+    kll = kll_doubles_sketch.deserialize(base64.b64decode(encoded))
+    pairs = np.array(list(kll), dtype=float).reshape(-1, 2)
+    order = np.argsort(pairs[:, 0], kind="stable")
+    bound = kll.normalized_rank_error(False) if kll.is_estimation_mode() else 0.0
+    return pairs[order, 0], pairs[order, 1].astype(np.int64), math.ceil(bound * count)
 
 
 def _key(value: Any) -> str:
