@@ -168,6 +168,10 @@ def point_in_time(
     con = connect(threads, memory_limit, temp_directory)
     try:
         entity_cols = column_names(con, rows)
+        register(con, "e_src", rows, entity_cols)
+        expr = f"CAST({q(timestamp)} AS TIMESTAMPTZ)"
+        if not isinstance(rows, pa.Table):  # the checks an arrow table had above, in the same order
+            expr = _check_entity_files(con, timestamp, keys)
         clash = [c for _, _, cols in views for c in cols if c in entity_cols]
         if clash:
             raise FeatureNameConflictError(
@@ -175,10 +179,6 @@ def point_in_time(
                 received=", ".join(clash),
                 fix="rename or drop those columns of the entity rows",
             )
-        register(con, "e_src", rows, entity_cols)
-        expr = f"CAST({q(timestamp)} AS TIMESTAMPTZ)"
-        if not isinstance(rows, pa.Table):
-            expr = _check_entity_files(con, timestamp, keys)
         # Ties on (keys, event time) go to the row stored last, as in materialize: the ASOF key is
         # (event time, stored position) packed into one 128-bit integer, cheaper than de-duplicating.
         con.execute(
