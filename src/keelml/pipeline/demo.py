@@ -73,11 +73,12 @@ class Step:
 
 def steps(quick: bool) -> list[Step]:
     """The demo's steps in order; the full run adds compression by distillation and a federated run."""
-    from keelml.pipeline import demo_data, demo_models, demo_ops, demo_report
+    from keelml.pipeline import demo_data, demo_features, demo_models, demo_ops, demo_report
 
     full = not quick
     return [
         *demo_data.STEPS,
+        *demo_features.STEPS,
         *demo_models.STEPS[:5],
         *(demo_models.FULL_ONLY if full else []),
         *demo_models.STEPS[5:],

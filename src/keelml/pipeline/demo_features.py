@@ -117,7 +117,7 @@ def events_of(d: Demo, customer_id: object) -> str:
 STEPS = [
     Step(
         "features",
-        "feature view on credit: point-in-time training set, online store, parity",
+        "8b. a feature view on credit: point-in-time training set, online store, parity",
         feature_view,
     ),
 ]

@@ -108,8 +108,8 @@ def federated(d: Demo) -> None:
             f"round {r.round}: {r.aggregated} of {r.sampled} clients aggregated, test accuracy {accuracy:.3f}"
         )
     d.say(
-        f"5 clients with Dirichlet(0.5) label skew, masked with keelml SecAgg+; first round after "
-        f"{run.seconds_to_first_round:.1f} s; registered {run.model} with lineage to every partition"
+        f"5 clients with Dirichlet(0.5) label skew, updates masked with keelml SecAgg+; "
+        f"registered {run.model} with lineage to every client partition"
     )
 
 
