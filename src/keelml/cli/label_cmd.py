@@ -34,8 +34,8 @@ def suggest(
     model: str | None = typer.Option(
         None,
         "--model",
-        help="logreg (default, trained on the labeled rows), mlp, "
-        "or a probabilities file (id + one column per class).",
+        help="logreg (default, trained on the labeled rows), mlp, a registered model NAME[@V|@ALIAS] "
+        "(e.g. reviews-clf@production), or a probabilities file (id + one column per class).",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Batch file, .csv or .jsonl (default: BATCH_ID.csv here)."

@@ -61,6 +61,9 @@ def tabular(
         None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (split, init, batches)."),
+    class_weight: str | None = typer.Option(
+        None, "--class-weight", help="none (default) or balanced: weight the loss by inverse class frequency."
+    ),
     slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
     no_register: bool = typer.Option(False, "--no-register", help="Track the run but do not register."),
     dp_epsilon: float | None = DP_EPSILON,
@@ -71,7 +74,7 @@ def tabular(
 ) -> None:
     """Train a tabular classifier; evaluate overall and per slice; track and register it."""
     raw = _read_config(config_file) if config_file else {}
-    flags = {"model": model, "label": label, "epochs": epochs, "seed": seed}
+    flags = {"model": model, "label": label, "epochs": epochs, "seed": seed, "class_weight": class_weight}
     flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
     _train(ctx, raw, flags, TabularConfig, data, name, config_file, slice_opts, no_register, as_json)
 

@@ -34,10 +34,11 @@ from keelml.labeling.batch import (
     write_batch,
 )
 from keelml.labeling.consensus import AgreementReport, agreement_report
-from keelml.labeling.models import Featurizer, infer_features
+from keelml.labeling.models import LEARNERS, Featurizer, infer_features
 from keelml.labeling.protocol import BudgetTooLargeError, EmptyPoolError, ModelOutputs, get_strategy, select
+from keelml.labeling.registered import registered_outputs
 from keelml.labeling.simulate import SimulationConfig, SimulationResult, simulate
-from keelml.labeling.suggest import DatasetView, model_outputs
+from keelml.labeling.suggest import PROBABILITY_FORMATS, DatasetView, model_outputs
 
 ANNOTATIONS_SUFFIX = "__annotations"
 
@@ -98,6 +99,13 @@ class ImportResult:
         }
 
 
+def _names_registered_model(model: str | Path | None) -> bool:
+    """``--model`` is a registry spec (NAME[@V|@ALIAS]) unless it is a built-in learner or a file."""
+    if model is None or str(model) in LEARNERS or isinstance(model, Path):
+        return False
+    return Path(model).suffix.lower() not in PROBABILITY_FORMATS and not Path(model).exists()
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
@@ -130,7 +138,8 @@ class LabelStore:
 
         ``model``: None or ``"logreg"`` (default: logistic regression on the dataset's features,
         trained on the labeled rows), ``"mlp"`` (a small torch MLP), or a CSV/Parquet/JSON-lines
-        file of precomputed probabilities (the id column plus one column per class).
+        file of precomputed probabilities (the id column plus one column per class), or a registered
+        model ``NAME[@VERSION|@ALIAS]`` (trained with ``keel train``) that scores the unlabeled rows.
         """
         progress = progress or NoProgress()
         chosen = get_strategy(strategy)
@@ -154,7 +163,11 @@ class LabelStore:
         progress.stage(
             "training the model" if model is None or str(model) in ("logreg", "mlp") else "scoring"
         )
-        outputs, model_name, note, classes = model_outputs(view, chosen, model, seed=seed)
+        if _names_registered_model(model):
+            outputs, model_name, classes = registered_outputs(self._ws, view, chosen, str(model))
+            note = None
+        else:
+            outputs, model_name, note, classes = model_outputs(view, chosen, model, seed=seed)
         if note is not None and outputs.probs is None:
             chosen = get_strategy("kcenter" if outputs.embeddings is not None else "random")
         progress.stage(f"selecting {budget} rows ({chosen.name})")

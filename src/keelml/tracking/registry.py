@@ -146,8 +146,10 @@ class ModelRegistry:
         }
         if self.client.search_registered_models(filter_string=f"name = '{name}'") == []:
             self.client.create_registered_model(name)
+        # a tracking server (not the embedded store) insists on the logged model's id with its URI
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else None
         version = self.client.create_model_version(
-            name, model_uri, run_id=run.run_id, tags={**tags, "keel.task": task}
+            name, model_uri, run_id=run.run_id, tags={**tags, "keel.task": task}, model_id=model_id
         )
         ref = ModelRef(name, int(version.version))
         lineage = self._ws.catalog.lineage

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 from keelml.core.errors import ConfigError, InvalidInputError
 
 TabularModel = Literal["mlp", "logreg"]
+ClassWeight = Literal["none", "balanced"]
 DpClipping = Literal["ghost", "hooks"]
 
 
@@ -120,6 +121,8 @@ class TabularConfig:
     seed: int = 0
     max_categories: int = 20
     features: tuple[str, ...] | None = None
+    # "balanced" weights the loss by n / (k * count of the class) on the training part (rare classes)
+    class_weight: ClassWeight = "none"
     # differential privacy (DP-SGD with Opacus; docs/privacy.md): off unless dp_epsilon or
     # dp_noise_multiplier is set
     dp_epsilon: float | None = None
@@ -131,6 +134,13 @@ class TabularConfig:
 
     def __post_init__(self) -> None:
         _check_dp(self)
+        if self.class_weight not in get_args(ClassWeight):
+            raise InvalidInputError(
+                f"unknown class weighting {self.class_weight!r}",
+                expected=" or ".join(get_args(ClassWeight)),
+                received=repr(self.class_weight),
+                fix="use --class-weight balanced for rare classes, or leave it out",
+            )
         if self.model not in get_args(TabularModel):
             raise InvalidInputError(
                 f"unknown tabular model {self.model!r}",
@@ -166,6 +176,8 @@ class TabularConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["hidden"] = list(self.hidden)
         out["features"] = None if self.features is None else list(self.features)
+        if self.class_weight == "none":
+            del out["class_weight"]  # unweighted configs digest exactly as before the option existed
         return _without_dp_when_off(out)
 
     @classmethod
@@ -203,7 +215,11 @@ class TextConfig:
     lora_dropout: float = 0.05
     epochs: int = 3
     batch_size: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3  # tuned for LoRA/IA3; full fine-tuning wants ~5e-5
+    # the freshly initialised head learns at its own rate (None: max(learning_rate, 1e-3)); the
+    # encoder/adapter rate warms up linearly over warmup_fraction of the steps, then decays to 0
+    head_learning_rate: float | None = None
+    warmup_fraction: float = 0.1
     max_length: int = 128
     patience: int = 2
     test_fraction: float = 0.2
@@ -236,6 +252,16 @@ class TextConfig:
                 received=f"learning_rate={self.learning_rate}, lora_dropout={self.lora_dropout}",
                 fix="e.g. learning_rate = 0.001, lora_dropout = 0.05",
             )
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise InvalidInputError(
+                "head_learning_rate must be > 0", received=repr(self.head_learning_rate),
+                fix="e.g. head_learning_rate = 0.001, or leave it unset",
+            )  # fmt: skip
+        if not 0 <= self.warmup_fraction < 1:
+            raise InvalidInputError(
+                "warmup_fraction must be in [0, 1)", received=repr(self.warmup_fraction),
+                fix="e.g. warmup_fraction = 0.1 (0 disables the warm-up)",
+            )  # fmt: skip
         for name in ("test_fraction", "validation_fraction"):
             if not 0 < getattr(self, name) < 0.5:
                 raise InvalidInputError(

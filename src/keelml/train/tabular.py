@@ -267,8 +267,13 @@ def train_tabular(
             for i in range(0, len(order), config.batch_size)
         ]
 
+    weight = None
+    if config.class_weight == "balanced":
+        counts = np.bincount(y[parts["train"]], minlength=len(classes)).astype(np.float64)
+        weight = torch.from_numpy(len(parts["train"]) / (len(classes) * np.maximum(counts, 1.0))).float()
+
     def loss_of(model: Any, batch: tuple[Any, ...]) -> Any:
-        return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        return torch.nn.functional.cross_entropy(model(batch[0]), batch[1], weight=weight)
 
     val = [(x_all[parts["validation"]], y_all[parts["validation"]])]
     privacy = None

@@ -53,6 +53,20 @@ def _module(encoder: Any, hidden: int, n_classes: int) -> Any:
     return TextModule()
 
 
+def _warmup_linear(optimizer: Any, total_steps: int, warmup_fraction: float) -> Any:
+    """Linear warm-up then linear decay to 0 (per step): adapters tolerate a higher peak rate with it."""
+    import torch
+
+    warmup = int(total_steps * warmup_fraction)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class TextClassifier:
     def __init__(self, module: Any, tokenizer: Any, classes: tuple[str, ...], config: TextConfig) -> None:
         self.module = module
@@ -242,8 +256,13 @@ def train_text(
         return torch.nn.functional.cross_entropy(module(batch[0], batch[1]), batch[2])
 
     val = [encoded(parts["validation"][i : i + 64]) for i in range(0, len(parts["validation"]), 64)]
-    trainable = [p for p in model.module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate)
+    head = list(model.module.head.parameters())
+    body = [p for p in model.module.encoder.parameters() if p.requires_grad]
+    head_lr = config.head_learning_rate or max(config.learning_rate, 1e-3)
+    groups: list[dict[str, Any]] = [{"params": body}, {"params": head, "lr": head_lr}]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    per_epoch = -(-len(train_idx) // config.batch_size)
+    schedule = _warmup_linear(optimizer, per_epoch * config.epochs, config.warmup_fraction)
     privacy = None
     if is_private(config):
         data = PrivateBatches(
@@ -265,7 +284,7 @@ def train_text(
         history = fit(
             model.module, batches, loss_of, val, epochs=config.epochs, patience=config.patience,
             optimizer=optimizer, seed=config.seed, progress=progress, logger=logger,
-            name=f"fine-tuning ({config.peft})",
+            name=f"fine-tuning ({config.peft})", scheduler=schedule,
         )  # fmt: skip
     test = parts["test"]
     proba = model.predict_proba([texts[i] for i in test])

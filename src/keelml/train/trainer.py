@@ -48,11 +48,12 @@ def fit(
     progress: Progress | None = None,
     logger: RunLogger | None = None,
     name: str = "train",
+    scheduler: Any = None,
 ) -> FitHistory:
     """Train ``module`` in place; its weights end as those of the best validation epoch.
 
     ``batches(generator)`` returns the shuffled training batches of one epoch; ``loss_of(module,
-    batch)`` returns a scalar loss tensor.
+    batch)`` returns a scalar loss tensor. ``scheduler`` (optional) is stepped after every batch.
     """
     import torch
 
@@ -72,6 +73,8 @@ def fit(
             loss = loss_of(module, batch)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             size = len(batch[0])
             total += float(loss.detach()) * size
             count += size
