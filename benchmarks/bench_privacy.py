@@ -2,7 +2,7 @@
 
 Writes benchmarks/results/privacy.md and privacy.json.
 
-    .venv/bin/python benchmarks/bench_privacy.py [--part accounting,utility,throughput,text] [--rounds 5]
+    .venv/bin/python benchmarks/bench_privacy.py [--part accounting,tune,utility,throughput,text] [--rounds 5]
 
 1. Accounting: keelml's epsilon vs dp-accounting's PLD accountant called directly (the check: |diff| <=
    0.01) for the configurations of Abadi et al. 2016 and the Opacus MNIST example; RDP for comparison;
@@ -133,23 +133,76 @@ class _Accounting:
         return noise_for_epsilon(**kw)
 
 
-NONPRIVATE = {"hidden": (64,), "epochs": 100, "batch_size": 64, "learning_rate": 1e-2, "patience": 8}
-PRIVATE = {"hidden": (64,), "epochs": 40, "batch_size": 256, "learning_rate": 1e-2, "dp_max_grad_norm": 1.0}
+NONPRIVATE: dict[str, Any] = {
+    "hidden": (64,),
+    "epochs": 100,
+    "batch_size": 64,
+    "learning_rate": 1e-2,
+    "patience": 8,
+}
+# Chosen by `--part tune` (below) on the validation split only: a narrow MLP, lots of 256 of the 1,258
+# training rows (q = 1/5), 60 epochs (300 noisy steps), Adam at lr 0.01, clipping 0.5, no weight decay.
+# With Adam the update is invariant to the gradient's scale, so what matters is the number of steps and
+# the noise relative to the clipped signal (sigma * C / lot), not the lot size as such.
+PRIVATE: dict[str, Any] = {"hidden": (32,), "epochs": 60, "batch_size": 256, "learning_rate": 1e-2,
+                           "dp_max_grad_norm": 0.5, "weight_decay": 0.0}  # fmt: skip
+# The validation sweep at epsilon 3 (`--part tune`): mean validation accuracy over the seeds (179 rows each).
+TUNE_BASE = {"batch_size": 256, "weight_decay": 0.0}
+TUNE_GRID: list[dict[str, Any]] = [
+    {"hidden": (32,), "epochs": 40, "learning_rate": 1e-2, "dp_max_grad_norm": 0.5},
+    {"hidden": (32,), "epochs": 60, "learning_rate": 1e-2, "dp_max_grad_norm": 0.5},
+    {"hidden": (32,), "epochs": 60, "learning_rate": 1e-2, "dp_max_grad_norm": 1.0},
+    {"hidden": (32,), "epochs": 60, "learning_rate": 5e-3, "dp_max_grad_norm": 0.5},
+    {"hidden": (32,), "epochs": 60, "learning_rate": 2e-2, "dp_max_grad_norm": 0.5},
+    {"hidden": (64,), "epochs": 60, "learning_rate": 1e-2, "dp_max_grad_norm": 0.5},
+]
+EPSILONS = (None, 1.0, 3.0, 8.0)
 
 
-def utility(seeds: list[int]) -> dict[str, Any]:
+def _train(table: Any, kw: dict[str, Any], seed: int) -> Any:
     from keelml.train.config import TabularConfig
     from keelml.train.private import PrivateTraining
     from keelml.train.tabular import train_tabular
 
+    return train_tabular(
+        table, TabularConfig(seed=seed, **kw), label="digit", private=PrivateTraining(_Accounting())
+    )
+
+
+def tune(seeds: list[int]) -> dict[str, Any]:
+    """Choose the DP settings at epsilon 3 by validation accuracy; the test split is never read here."""
+    from keelml.train.tabular import labels_of, split_indices
+
+    table = digits_table()
+    _, y, _ = labels_of(table, "digit")
+    rows = []
+    for point in TUNE_GRID:
+        kw = {**TUNE_BASE, **point, "dp_epsilon": 3.0}
+        accs = []
+        for seed in seeds:
+            result = _train(table, kw, seed)
+            val = split_indices(y, result.model.config)["validation"]
+            pred = result.model.predict_proba(table.take(val).to_pandas()).argmax(axis=1)
+            accs.append(float((pred == y[val]).mean()))
+        rows.append({**kw, "hidden": list(kw["hidden"]), "validation_accuracy": accs,
+                     "mean": statistics.mean(accs), "noise_multiplier": result.privacy.noise_multiplier})  # fmt: skip
+        print(f"tune {point}: validation {statistics.mean(accs):.4f}")
+    return {"seeds": seeds, "rows": rows, "best": max(rows, key=lambda r: r["mean"])}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}  # fmt: skip
+
+
+def utility(seeds: list[int]) -> dict[str, Any]:
     table = digits_table()
     runs: list[dict[str, Any]] = []
     for seed in seeds:
-        for eps in (None, 1.0, 3.0, 8.0):
+        for eps in EPSILONS:
             kw: dict[str, Any] = NONPRIVATE if eps is None else {**PRIVATE, "dp_epsilon": eps}
-            config = TabularConfig(seed=seed, **kw)
             t0 = time.perf_counter()
-            result = train_tabular(table, config, label="digit", private=PrivateTraining(_Accounting()))
+            result = _train(table, kw, seed)
             acc = result.evaluation.overall.accuracy
             runs.append({
                 "seed": seed, "target_epsilon": eps, "accuracy": acc, "seconds": time.perf_counter() - t0,
@@ -160,13 +213,18 @@ def utility(seeds: list[int]) -> dict[str, Any]:
                 "train_rows": result.sizes["train"], "test_rows": result.sizes["test"],
             })  # fmt: skip
             print(f"digits seed {seed} eps {eps}: accuracy {acc:.4f}")
-    summary = {}
-    for eps in (None, 1.0, 3.0, 8.0):
+    summary, spread = {}, {}
+    for eps in EPSILONS:
+        name = "non-private" if eps is None else f"epsilon {eps:g}"
         accs = [r["accuracy"] for r in runs if r["target_epsilon"] == eps]
-        summary["non-private" if eps is None else f"epsilon {eps:g}"] = statistics.mean(accs)
+        summary[name], spread[name] = statistics.mean(accs), _spread(accs)
+    by_seed = {r["seed"]: r["accuracy"] for r in runs if r["target_epsilon"] is None}
+    seed_gaps = [100 * (by_seed[r["seed"]] - r["accuracy"]) for r in runs if r["target_epsilon"] == 3.0]
     gap = summary["non-private"] - summary["epsilon 3"]
-    return {"runs": runs, "mean_accuracy": summary, "gap_at_epsilon_3_points": 100 * gap,
-            "pass": 100 * gap <= 3.0, "nonprivate_config": NONPRIVATE, "private_config": PRIVATE}  # fmt: skip
+    return {"runs": runs, "mean_accuracy": summary, "spread": spread, "gap_at_epsilon_3_points": 100 * gap,
+            "gap_per_seed_points": seed_gaps, "pass": 100 * gap <= 3.0,
+            "nonprivate_config": {**NONPRIVATE, "hidden": list(NONPRIVATE["hidden"])},
+            "private_config": {**PRIVATE, "hidden": list(PRIVATE["hidden"])}}  # fmt: skip
 
 
 def text_utility(rows: int, epsilon: float) -> dict[str, Any]:
@@ -305,30 +363,68 @@ def markdown(data: dict[str, Any]) -> str:
                   "than RDP and than the paper's moments accountant, as expected.", ""]  # fmt: skip
     if "utility" in data:
         u = data["utility"]
-        lines += ["## 2. Utility: sklearn digits (1,797 rows; 70/10/20 split)", "",
-                  f"Non-private: MLP {u['nonprivate_config']} with early stopping. DP-SGD: {u['private_config']}, "
-                  "Poisson sampling, ghost clipping, noise calibrated by the PLD accountant, all epochs (no "
-                  "early stopping on validation rows). Mean test accuracy over seeds "
-                  f"{sorted({r['seed'] for r in u['runs']})}:", "", "| run | accuracy |", "|---|---|"]  # fmt: skip
-        lines += [f"| {k} | {v:.4f} |" for k, v in u["mean_accuracy"].items()]
+        q = next(r["sample_rate"] for r in u["runs"] if r["sample_rate"] is not None)
+        seeds = sorted({r["seed"] for r in u["runs"]})
+        lines += ["## 2. Utility: sklearn digits (1,797 rows; 70/10/20 split: 1,258 train, 179 validation, 360 test)",
+                  "",
+                  f"Non-private: MLP {u['nonprivate_config']} with early stopping on the validation rows. DP-SGD: "
+                  f"MLP {u['private_config']}, Adam, Poisson sampling (q = {q:.3f}), ghost clipping, noise calibrated "
+                  "by the PLD accountant for each target epsilon (delta 1e-5), all epochs, last weights (no "
+                  "early stopping on validation rows). Inputs standardised (the tabular preprocessor). Test "
+                  f"accuracy over seeds {seeds} (each seed: its own split, initialisation and noise):", "",
+                  "| run | mean | std | min | max | noise multiplier | epsilon reached |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, sp in u["spread"].items():
+            target = None if name == "non-private" else float(name.split()[1])
+            priv = [
+                r for r in u["runs"] if r["target_epsilon"] == target and r["noise_multiplier"] is not None
+            ]
+            sigma = f"{priv[0]['noise_multiplier']:.2f}" if priv else "-"
+            reached = f"{max(r['epsilon'] for r in priv):.3f}" if priv else "-"
+            lines.append(f"| {name} | {sp['mean']:.4f} | {sp['std']:.4f} | {sp['min']:.4f} | {sp['max']:.4f} | "
+                         f"{sigma} | {reached} |")  # fmt: skip
         verdict = "**hit**" if u["pass"] else "**miss**"
-        lines += ["", f"Gap at epsilon 3: {u['gap_at_epsilon_3_points']:.2f} points (target <= 3): {verdict}.", "",
-                  "The DP settings came from a short sweep at epsilon 3, seed 0, on this loaded machine (test "
-                  "accuracy): lr 1e-2 / batch 256 / 40 epochs 0.919 (used); lr 2e-2 / 256 / 15 epochs 0.916; "
-                  "lr 3e-2 / 512 / 20 epochs 0.905; lr 1e-2 / 128 / 10 epochs 0.908; lr 3e-3 / 256 / 30 epochs "
-                  "0.864 (clip 3: 0.880); logistic regression lr 1e-2 / 256 / 30 epochs 0.925. None reached the "
-                  "3-point target. Not tried for lack of time: DP-SGD with momentum instead of AdamW, "
-                  "preprocessing fitted on public data, larger clip norms with lower learning rates, "
-                  "averaging over more seeds (one seed, 360 test rows: 1 point = 3.6 rows).", ""]  # fmt: skip
+        gaps = ", ".join(f"{g:.2f}" for g in u["gap_per_seed_points"])
+        lines += ["", f"Gap at epsilon 3 (mean over seeds): {u['gap_at_epsilon_3_points']:.2f} points (target <= 3): "
+                  f"{verdict}. Per seed: {gaps} points. One test row is 0.28 points.", ""]  # fmt: skip
+    if "tune" in data:
+        t = data["tune"]
+        lines += ["### How the DP settings were chosen (validation split only)", "",
+                  f"`--part tune`: at epsilon 3, seeds {t['seeds']}, mean accuracy on each seed's 179 validation "
+                  "rows; the test rows are never read by this part. Fixed: lot 256, Adam, no weight decay. "
+                  f"Best: {t['best']['hidden']}, {t['best']['epochs']} epochs, lr {t['best']['learning_rate']:g}, "
+                  f"clip {t['best']['dp_max_grad_norm']:g}.", "",
+                  "| hidden | epochs (steps) | learning rate | clip | validation accuracy (per seed) | mean |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in t["rows"]:
+            per = ", ".join(f"{a:.3f}" for a in r["validation_accuracy"])
+            lines.append(f"| {r['hidden']} | {r['epochs']} ({5 * r['epochs']}) | {r['learning_rate']:g} | "
+                         f"{r['dp_max_grad_norm']:g} | {per} | {r['mean']:.4f} |")  # fmt: skip
+        lines += ["", "Exploratory validation runs before this grid (/tmp scripts, same validation-only protocol): one "
+                  "seed, lots 256/420/630 at 300 steps, lr 0.01-0.1, clipping 0.1-1.0, logistic regression vs "
+                  "MLP [32]/[64]: learning rates >= 0.03 lose 6-9 points (Adam's per-coordinate steps amplify "
+                  "the noise), logistic regression stays ~2 points below the MLP, and at a fixed step count the "
+                  "lot size barely matters (sigma * C / lot is ~0.019 C at epsilon 3 for lots 256-630). Three "
+                  "seeds: 30 epochs 0.931, 90 epochs 0.933, lr 0.003 0.903, 120 epochs at lr 0.005 0.939 "
+                  "([32]) / 0.942 ([64]), hidden [16] 0.939; non-private on the same validation rows 0.980 "
+                  "(optimistic: it early-stops on them). The earlier settings (MLP [64], lot 256, 40 epochs, lr "
+                  "0.01, clip 1.0, weight decay 1e-4) scored 0.919 on test, one seed.", "",
+                  "Caveats: the tuning runs are themselves private runs whose choice is not accounted (the "
+                  "usual practice in the DP literature; see docs/privacy.md), and the standardisation "
+                  "statistics are fitted on the training rows without noise.", ""]  # fmt: skip
     if "text" in data:
         t = data["text"]
-        lines += ["### Food reviews, MiniLM + LoRA", "", f"{t['rows']} reviews; {t['config']}.", "",
-                  "| run | accuracy | epsilon | seconds |", "|---|---|---|---|"]  # fmt: skip
+        lines += ["### Food reviews, MiniLM + LoRA", "", f"{t['rows']} reviews; {t['config']}.",
+                  "", "| run | accuracy | epsilon | seconds |", "|---|---|---|---|"]  # fmt: skip
         for k, v in t.items():
             if isinstance(v, dict):
                 eps = "-" if v["epsilon"] is None else f"{v['epsilon']:.3f}"
                 lines.append(f"| {k} | {v['accuracy']:.4f} | {eps} | {v['seconds']:.0f} |")
-        lines.append("")
+        same = len({round(v["accuracy"], 6) for v in t.values() if isinstance(v, dict)}) == 1
+        lines += [] if not same else ["", "Note on the reviews run: both runs score exactly 0.6625 on 80 test rows, most likely a "
+                  "constant (majority-class) prediction (not checked): 2 epochs on 280 training reviews are too "
+                  "short for this LoRA head, private or not; the row says DP-SGD runs end to end on MiniLM + LoRA "
+                  "(epsilon 7.99 <= 8) and costs 2.4x the time, not what accuracy DP costs.", ""]  # fmt: skip
     if "throughput" in data:
         t = data["throughput"]
         lines += ["## 3. DP-SGD throughput", "",
@@ -355,7 +451,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--text-rows", type=int, default=600)
     args = parser.parse_args()
     import torch
@@ -373,6 +469,8 @@ def main() -> None:
 
     if "accounting" in parts:
         data["accounting"] = accounting()
+    if "tune" in parts:
+        data["tune"] = tune([int(s) for s in args.seeds.split(",")])
     if "utility" in parts:
         data["utility"] = utility([int(s) for s in args.seeds.split(",")])
     if "text" in parts:
