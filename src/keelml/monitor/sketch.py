@@ -61,7 +61,8 @@ class NumericSketch:
             return
         mean = float(finite.mean())
         centred = finite - mean
-        self._merge_moments(len(finite), mean, float(centred @ centred))
+        # einsum, not `@`: a BLAS dot wakes the BLAS thread pool, slow on a loaded machine for one vector
+        self._merge_moments(len(finite), mean, float(np.einsum("i,i->", centred, centred)))
         del centred
         items, weights, err = _blocks(finite, 2 * self.k)
         del finite, v
