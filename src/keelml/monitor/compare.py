@@ -1,9 +1,9 @@
 """Two-sample tests of a window column against a reference *sketch*, in time proportional to the window.
 
 - KS: the sketch's weighted items are the reference ECDF; the statistic is the largest gap to the window's
-  ECDF; the p-value is the two-sample Kolmogorov distribution at ``n m / (n + m)``. While the KLL sketch
-  still holds every value it is exact; after, its rank error (``NumericSketch.rank_error``, about 0.07% at
-  k = 4000) is reported with the result.
+  ECDF; the p-value is the two-sample Kolmogorov distribution at ``n m / (n + m)``. While the quantile
+  summary still holds every value it is exact; after, its deterministic rank-error bound
+  (``NumericSketch.rank_error``) is reported with the result.
 - chi-squared: exact category counts against the window's counts.
 - PSI, Jensen-Shannon, Hellinger, Wasserstein: on bins cut at reference quantiles. Their null is a
   parametric bootstrap: reference and window counts drawn from one multinomial (the pooled bin shares), so
