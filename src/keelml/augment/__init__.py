@@ -8,9 +8,9 @@ imported by ``import keelml``: the public names below load on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from keelml.core.lazy import lazy_names
 from keelml.core.workspace import Workspace, workspace_accessor
 
 if TYPE_CHECKING:
@@ -30,10 +30,7 @@ _HOME = {
 }  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(import_module(f"keelml.augment.{_HOME[name]}"), name)
-    raise AttributeError(f"module 'keelml.augment' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 @workspace_accessor("augment")

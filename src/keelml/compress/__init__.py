@@ -6,9 +6,9 @@ torch is imported only when a compression runs, and the public names below on fi
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from keelml.core.lazy import lazy_names
 from keelml.core.workspace import Workspace, workspace_accessor
 
 if TYPE_CHECKING:
@@ -21,10 +21,7 @@ _HOME = {"Compressed": "api", "Compression": "api", "DistillConfig": "distill", 
          "PruneConfig": "prune"}  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(import_module(f"keelml.compress.{_HOME[name]}"), name)
-    raise AttributeError(f"module 'keelml.compress' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 @workspace_accessor("compress")

@@ -6,9 +6,9 @@ torch and flwr load when a run starts, and the public names below on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from keelml.core.lazy import lazy_names
 from keelml.core.workspace import Workspace, workspace_accessor
 
 if TYPE_CHECKING:
@@ -19,10 +19,7 @@ _HOME = {"ClientPartition": "api", "Federated": "api", "FederatedRun": "api", "F
          "Partition": "config"}  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(import_module(f"keelml.federated.{_HOME[name]}"), name)
-    raise AttributeError(f"module 'keelml.federated' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOME)
 
 
 @workspace_accessor("federated")

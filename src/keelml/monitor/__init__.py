@@ -11,9 +11,9 @@ True
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from keelml.core.lazy import lazy_names
 from keelml.core.workspace import Workspace, workspace_accessor
 
 if TYPE_CHECKING:
@@ -66,12 +66,7 @@ _MODULES = (
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        for module in _MODULES:  # importing every detector module fills REGISTRY
-            import_module(f"keelml.monitor.{module}")
-        return getattr(import_module(f"keelml.monitor.{_HOME[name]}"), name)
-    raise AttributeError(f"module 'keelml.monitor' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOME, load_first=_MODULES)  # every detector module: REGISTRY complete
 
 
 @workspace_accessor("monitor")

@@ -30,7 +30,7 @@ import pandas as pd
 from keelml.monitor.compare import Histogram, categorical_vs_sketch, numeric_vs_sketch
 from keelml.monitor.frame import Frame
 from keelml.monitor.profile import Profile, build_profile
-from keelml.monitor.protocol import ConformanceCase, DriftReport, FeatureResult, Status, adjust, register
+from keelml.monitor.protocol import ConformanceCase, DriftReport, FeatureResult, conclude_family, register
 from keelml.monitor.sketch import CategoricalSketch, ColumnSketch, NumericSketch
 from keelml.monitor.univariate import FeatureDriftConfig
 
@@ -166,22 +166,7 @@ class ProfileDrift:
             res, found = self._one(n, rng)
             results.extend(res)
             notes.extend(found)
-        tested = [i for i, r in enumerate(results) if r.p_value is not None]
-        adjusted = adjust(np.array([results[i].p_value for i in tested], dtype=float), cfg.correction)
-        for i, p in zip(tested, adjusted, strict=True):
-            r = results[i]
-            results[i] = FeatureResult(
-                r.name, r.test, r.statistic, r.p_value, float(p), r.drift or bool(p <= cfg.alpha), r.note
-            )
-        if self._rows == 0:
-            notes.append("the window has no rows: nothing to compare with the reference")
-        untested = [r.name for r in results if r.p_value is None]
-        if untested and self._rows:
-            notes.append(f"not tested: {untested}; the report cannot say there is no drift in them")
-        status: Status = (
-            "drift" if any(r.drift for r in results) else ("undetermined" if untested else "no_drift")
-        )
-        min_p = min((r.adjusted_p_value for r in results if r.adjusted_p_value is not None), default=None)
+        results, status, min_p = conclude_family(results, cfg.correction, cfg.alpha, self._rows, notes)
         return DriftReport(
             self.name,
             status,

@@ -180,6 +180,34 @@ def adjust(p_values: np.ndarray[Any, Any], method: Correction) -> np.ndarray[Any
     return out
 
 
+def conclude_family(
+    results: list[FeatureResult], correction: Correction, alpha: float, rows: int, notes: list[str]
+) -> tuple[list[FeatureResult], Status, float | None]:
+    """Adjust a family of per-feature tests together and decide the report's status.
+
+    Untested features (no p-value) never let the report say "no drift": with any of them and no drift
+    found the status is "undetermined", and ``notes`` says which. Returns (results, status, min adjusted p).
+    """
+    results = list(results)
+    tested = [i for i, r in enumerate(results) if r.p_value is not None]
+    adjusted = adjust(np.array([results[i].p_value for i in tested], dtype=float), correction)
+    for i, p in zip(tested, adjusted, strict=True):
+        r = results[i]
+        results[i] = FeatureResult(
+            r.name, r.test, r.statistic, r.p_value, float(p), r.drift or bool(p <= alpha), r.note
+        )
+    if rows == 0:
+        notes.append("the window has no rows: nothing to compare with the reference")
+    untested = [r.name for r in results if r.p_value is None]
+    if untested and rows:
+        notes.append(f"not tested: {untested}; the report cannot say there is no drift in them")
+    status: Status = (
+        "drift" if any(r.drift for r in results) else ("undetermined" if untested else "no_drift")
+    )
+    min_p = min((r.adjusted_p_value for r in results if r.adjusted_p_value is not None), default=None)
+    return results, status, min_p
+
+
 def permutation_p_value(observed: float, null: np.ndarray[Any, Any]) -> float:
     """The (1 + #{null >= observed}) / (1 + n) p-value, never 0, valid at any number of permutations.
 
