@@ -63,7 +63,7 @@ def text_model(d: Demo) -> None:
     from keelml.train.config import TextConfig
 
     config = TextConfig(
-        text="review", peft="lora", epochs=1 if d.quick else 3, max_length=64 if d.quick else 128,
+        text="review", peft="lora", epochs=1 if d.quick else 2, max_length=64 if d.quick else 96,
         learning_rate=2e-3,
     )  # fmt: skip
     run = train_and_register(d.ws, "reviews@1", name="reviews-clf", config=config)

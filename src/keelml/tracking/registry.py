@@ -157,7 +157,8 @@ class ModelRegistry:
             lineage.add_node(
                 conn, ref.node_id, "model", name, ref.version,
                 {"artifacts": [artifact.digest], "run_id": run.run_id, "task": task, "metrics": dict(metrics),
-                 "mlflow_model_uri": model_uri, "pip_requirements": list(pip_requirements)},
+                 "mlflow_model_uri": model_uri, "pip_requirements": list(pip_requirements),
+                 **({"variant": tags["keel.variant"]} if "keel.variant" in tags else {})},
             )  # fmt: skip
             lineage.add_edge(conn, dataset.node_id, ref.node_id, "trained")
         lineage.pin(ref.node_id, f"registered model {ref}")

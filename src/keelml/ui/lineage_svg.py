@@ -18,6 +18,7 @@ class GraphNode:
     id: str
     kind: str
     label: str
+    caption: str = ""  # the small line above the label; the kind when empty
 
 
 def layers(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
@@ -41,13 +42,35 @@ def layers(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str]]) -> dict
     return {n.id: visit(n.id, frozenset()) for n in nodes}
 
 
+def _ordered_columns(
+    nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str]], level: dict[str, int]
+) -> dict[int, list[GraphNode]]:
+    """Nodes per layer, each layer ordered by the mean row of its parents (fewer crossing edges)."""
+    columns: dict[int, list[GraphNode]] = defaultdict(list)
+    for node in sorted(nodes, key=lambda n: n.id):
+        columns[level[node.id]].append(node)
+    parents: dict[str, list[str]] = defaultdict(list)
+    for src, dst in edges:
+        parents[dst].append(src)
+    row: dict[str, int] = {}
+    for col in sorted(columns):
+        members = columns[col]
+        if col > 0:
+
+            def centre(n: GraphNode) -> float:
+                placed = [row[p] for p in parents[n.id] if p in row]
+                return sum(placed) / len(placed) if placed else float("inf")
+
+            members.sort(key=centre)  # stable: ties keep the id order
+        row.update({n.id: i for i, n in enumerate(members)})
+    return columns
+
+
 def lineage_svg(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str]], *, focus: str | None) -> str:
     known = {n.id for n in nodes}
     edges = [(s, d) for s, d in edges if s in known and d in known]
     level = layers(nodes, edges)
-    columns: dict[int, list[GraphNode]] = defaultdict(list)
-    for node in sorted(nodes, key=lambda n: n.id):
-        columns[level[node.id]].append(node)
+    columns = _ordered_columns(nodes, edges, level)
     pos = {
         n.id: (20 + col * (_W + _GAP_X), 20 + row * (_H + _GAP_Y))
         for col, members in columns.items()
@@ -76,7 +99,7 @@ def lineage_svg(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str]], *,
             f'<g class="node" data-id="{esc(node.id)}">'
             f'<title>{esc(node.id)}</title><rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="6" '
             f'fill="{_COLOURS.get(node.kind, "#eef1f5")}" stroke="{stroke}"/>'
-            f'<text x="{x + 8}" y="{y + 14}" fill="#6b7785">{esc(node.kind)}</text>'
+            f'<text x="{x + 8}" y="{y + 14}" fill="#6b7785">{esc(node.caption or node.kind)}</text>'
             f'<text x="{x + 8}" y="{y + 28}">{esc(label)}</text></g></a>'
         )
     parts.append("</svg>")

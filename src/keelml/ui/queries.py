@@ -52,24 +52,33 @@ class AlertRow:
 
 def graph(ws: Workspace, focus: str | None) -> tuple[list[GraphNode], list[tuple[str, str]]]:
     """Every node and edge, or the upstream and downstream graph of ``focus``."""
-    lineage = ws.catalog.lineage
-    if focus:
-        up, down = lineage.graph(focus, "upstream"), lineage.graph(focus, "downstream")
-        nodes = {n.id: n for n in (*up.nodes, *down.nodes)}
-        edges = {(e.src, e.dst) for e in (*up.edges, *down.edges)}
-        return [_graph_node(n.id, n.kind, n.name, n.version) for n in nodes.values()], sorted(edges)
     with ws.catalog.engine.connect() as conn:
-        rows = conn.execute(
-            select(t.nodes.c.id, t.nodes.c.kind, t.nodes.c.name, t.nodes.c.version)
-            .order_by(t.nodes.c.created_at.desc())
-            .limit(MAX_NODES)
-        ).all()
-        edges_rows = conn.execute(select(t.edges.c.src, t.edges.c.dst)).all()
-    return [_graph_node(*r) for r in rows], [(r.src, r.dst) for r in edges_rows]
+        edge_rows = conn.execute(select(t.edges.c.src, t.edges.c.dst, t.edges.c.relation)).all()
+        if focus:
+            lineage = ws.catalog.lineage
+            up, down = lineage.graph(focus, "upstream"), lineage.graph(focus, "downstream")
+            ids = {n.id for n in (*up.nodes, *down.nodes)}
+            wanted = {(e.src, e.dst) for e in (*up.edges, *down.edges)}
+            query = select(t.nodes.c.id, t.nodes.c.kind, t.nodes.c.name, t.nodes.c.version, t.nodes.c.attrs)
+            rows = conn.execute(query.where(t.nodes.c.id.in_(ids))).all() if ids else []
+            edge_rows = [r for r in edge_rows if (r.src, r.dst) in wanted]
+        else:
+            rows = conn.execute(
+                select(t.nodes.c.id, t.nodes.c.kind, t.nodes.c.name, t.nodes.c.version, t.nodes.c.attrs)
+                .order_by(t.nodes.c.created_at.desc())
+                .limit(MAX_NODES)
+            ).all()
+    made_by = {r.dst: r.relation for r in edge_rows}  # how a node came to be, shown under its kind
+    nodes = [_graph_node(r.id, r.kind, r.name, r.version, r.attrs or {}, made_by.get(r.id)) for r in rows]
+    return nodes, sorted({(r.src, r.dst) for r in edge_rows})
 
 
-def _graph_node(node_id: str, kind: str, name: str, version: int | None) -> GraphNode:
-    return GraphNode(node_id, kind, name if version is None else f"{name}@{version}")
+def _graph_node(
+    node_id: str, kind: str, name: str, version: int | None, attrs: dict[str, Any], relation: str | None
+) -> GraphNode:
+    detail = attrs.get("variant") or relation
+    label = name if version is None else f"{name}@{version}"
+    return GraphNode(node_id, kind, label, f"{kind} · {detail}" if detail else kind)
 
 
 def node_attrs(ws: Workspace, node_id: str) -> dict[str, Any] | None:
