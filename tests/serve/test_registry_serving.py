@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,3 +165,118 @@ def test_each_worker_process_builds_the_service_from_the_environment(
         assert client.post("/v1/predict", json={"row": ROW}).status_code == 401
         assert client.post("/v1/predict", json={"rows": [ROW] * 3}, headers=headers).status_code == 413
         assert client.post("/v1/predict", json={"row": ROW}, headers=headers).json()["model_version"] == 3
+
+
+def _curl_commands(section: str) -> list[list[str]]:
+    """The curl commands of one section of docs/serving.md, as argument lists."""
+    text = (ROOT / "docs" / "serving.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", body, flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "curl":
+                commands.append(words)
+    return commands
+
+
+def _run_curl(words: list[str], port: int, replace: dict[str, str]) -> tuple[int, Any]:
+    """Send what the curl command sends (-s, -H, -d and the URL are the options the docs may use)."""
+    url, headers, data = None, {}, None
+    it = iter(words[1:])
+    for word in it:
+        if word == "-s":
+            continue
+        if word == "-H":
+            name, _, value = next(it).partition(":")
+            headers[name.strip()] = value.strip()
+        elif word == "-d":
+            data = next(it)
+            for old, new in replace.items():
+                data = data.replace(old, new)
+        else:
+            assert not word.startswith("-"), f"curl option {word} in docs/serving.md is not checked here"
+            url = word.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    assert url is not None
+    request = urllib.request.Request(url, None if data is None else data.encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _per_worker_predictions(folder: Path) -> dict[int, float]:
+    """From the shared metrics folder: /v1/predict 200s counted by each worker process."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    counts = {}
+    for path in folder.glob("counter_*.db"):
+        with tempfile.TemporaryDirectory() as alone:
+            shutil.copy(path, alone)
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, alone)  # type: ignore[no-untyped-call]
+            text = generate_latest(registry).decode()
+        found = re.search(r'keel_requests_total\{endpoint="/v1/predict",status="200"\} (\S+)', text)
+        counts[int(path.stem.split("_")[1])] = float(found.group(1)) if found else 0.0
+    return counts
+
+
+def test_two_workers_report_summed_metrics_and_the_docs_curl_examples_work(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """`keel serve --workers 2`: /metrics sums both workers whichever answers; clean stop, folder removed."""
+    ws.models.promote("loan-clf@1", "production")
+    started = datetime.now(UTC)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    tmp = tmp_path / "tmp"  # the server's temporary folder: where its metrics folder must appear and go
+    tmp.mkdir()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "keel"), "-w", str(ws.root), "serve", "loan-clf@production",
+         "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "KEEL_API_KEY": "", "TMPDIR": str(tmp)},
+    )  # fmt: skip
+    sent = 0
+    try:
+        wait_ready(f"{base}/readyz", server, timeout=240)  # two workers start side by side on 2 cores
+        (folder,) = tmp.glob("keel-metrics-*")
+        deadline = time.time() + 60
+        while time.time() < deadline:  # new connections from 4 threads until both workers answered some
+            with ThreadPoolExecutor(4) as pool:
+                replies = list(pool.map(lambda _: _post(f"{base}/v1/predict", {"row": ROW}), range(16)))
+            sent += len(replies)
+            per_worker = _per_worker_predictions(folder)
+            if len(per_worker) == 2 and min(per_worker.values()) > 0:
+                break
+        assert len(per_worker) == 2 and min(per_worker.values()) > 0, per_worker
+        assert sum(per_worker.values()) == sent
+        pids = set(per_worker)
+        for _ in range(6):  # each scrape is a new connection, answered by either worker
+            text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+            assert f'keel_requests_total{{endpoint="/v1/predict",status="200"}} {float(sent)}' in text
+            assert f'keel_predictions_total{{label="bad",version="3"}} {float(sent)}' in text
+            assert f"keel_model_latency_seconds_count {float(sent)}" in text
+            assert {int(p) for p in re.findall(r'keel_model_version\{pid="(\d+)"\} 3\.0', text)} == pids
+            assert "keel_model_info{classes=" in text and 'version="3"' in text
+
+        # the Quick start's curl commands, as written (port and the sample id aside)
+        predict, feedback = _curl_commands("Quick start")
+        status, reply = _run_curl(predict, port, {})
+        assert status == 200 and reply["model"] == "loan-clf" and reply["model_version"] == 3
+        assert reply["variant"] == "int8" and [p["label"] for p in reply["predictions"]] == ["bad", "good"]
+        sample = re.search(r'"prediction_id": "([0-9a-f]{32})"', " ".join(feedback)).group(1)  # type: ignore[union-attr]
+        real = reply["predictions"][0]["prediction_id"]
+        assert _run_curl(feedback, port, {sample: real}) == (202, {"accepted": 1})
+        assert _run_curl(feedback, port, {})[0] == 404  # the docs' sample id was never issued here
+        sent += 2
+    finally:
+        server.send_signal(signal.SIGINT)  # the parent stops both workers; each flushes its log
+        server.wait(timeout=60)
+    assert server.returncode == 0
+    assert not list(tmp.glob("keel-metrics-*"))  # the shared metrics folder is gone
+    log = request_log.read(request_log.request_log_path(ws.storage_root, "loan-clf"), since=started)
+    assert log is not None and log.num_rows == sent
+    feedback_log = request_log.read(request_log.feedback_log_path(ws.storage_root, "loan-clf"), since=started)
+    assert feedback_log is not None and feedback_log.column("prediction_id").to_pylist() == [real]

@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from prometheus_client.registry import Collector
 from keelml.core import request_log
 from keelml.serve import schemas
 from keelml.serve.config import ServeConfig
+from keelml.serve.ids import PredictionIds, load_key
 from keelml.serve.inputs import FeatureLookup, RequestError, RowSpec, check_rows, loads, merge_features
 from keelml.serve.logbook import BatchWriter, Feedback, Prediction, feedback_table, prediction_table
 from keelml.serve.metrics import ServeMetrics
@@ -54,6 +54,7 @@ class ServiceState:
     predictions: BatchWriter | None = None
     feedback: BatchWriter | None = None
     reloader: Reloader | None = None
+    ids: PredictionIds | None = None
     specs: dict[int, RowSpec] = field(default_factory=dict)
 
     def model(self) -> LoadedModel:
@@ -129,6 +130,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = state.holder.load()
+        state.ids = PredictionIds(load_key(storage))
         metrics.set_model(loaded.name, loaded.version, loaded.schema.variant, loaded.schema.classes)
         state.predictions = BatchWriter(
             request_log.request_log_path(storage, loaded.name), prediction_table,
@@ -149,6 +151,7 @@ def create_app(
                 state.reloader.stop()
             state.predictions.close()
             state.feedback.close()
+            metrics.close()
 
     app = FastAPI(
         title=f"keelml: {model_name}",
@@ -202,10 +205,12 @@ def create_app(
         table = proba.tolist()
         now = time.time()
         latency_ms = (time.perf_counter() - start) * 1000.0
+        assert state.ids is not None
+        issue = state.ids.issue
         out = []
         records = []
         for row, key, probs, b in zip(rows, keys, table, best, strict=True):
-            pid = uuid.uuid4().hex
+            pid = issue(loaded.name, now)
             as_dict = dict(zip(classes, probs, strict=True))
             label, score = classes[b], probs[b]
             out.append({"prediction_id": pid, "label": label, "score": score, "proba": as_dict})
@@ -223,14 +228,21 @@ def create_app(
                             "variant": loaded.schema.variant, "predictions": out},
                       {"Server-Timing": timing})  # fmt: skip
 
-    @app.post("/v1/feedback", responses={202: {"model": schemas.FeedbackResponse}, **schemas.ERRORS},
+    @app.post("/v1/feedback", responses={202: {"model": schemas.FeedbackResponse}, **schemas.ERRORS,
+                                          404: schemas.UNKNOWN_PREDICTION},
               dependencies=[Depends(authorized)], status_code=202,
               summary="Attach late ground-truth labels to earlier predictions")  # fmt: skip
     async def feedback(request: Request) -> Response:
         body = await _read_body(request, cfg.max_body_bytes)
-        items = _feedback_items(loads(body), cfg.max_batch_rows, state.model().schema.classes)
+        loaded = state.model()
+        items = _feedback_items(loads(body), cfg.max_batch_rows, loaded.schema.classes)
+        assert state.ids is not None and state.feedback is not None
+        for i, item in enumerate(items):  # all or nothing: one unknown id and no row is kept
+            if not state.ids.issued(loaded.name, item.prediction_id):
+                raise RequestError(404, f"feedback[{i}].prediction_id",
+                                   f"an id issued by /v1/predict of {loaded.name} (ids are signed; this one "
+                                   "was not issued by this service)", item.prediction_id)  # fmt: skip
         now = time.time()
-        assert state.feedback is not None
         state.feedback.add([Feedback(i.prediction_id, now, i.label, i.source) for i in items])
         return _reply(202, {"accepted": len(items)})
 

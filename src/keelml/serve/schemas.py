@@ -77,6 +77,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+UNKNOWN_PREDICTION: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "A prediction_id this service never issued (nothing in the request was recorded)",
+}
+
+
 def predict_body_schema(spec: RowSpec, config: ServeConfig) -> dict[str, Any]:
     """JSON schema of a /v1/predict body for the model in ``spec``."""
     props: dict[str, Any] = {}

@@ -2,13 +2,19 @@
 
 With ``workers > 1`` uvicorn starts worker processes that each build the app from environment
 variables (:func:`app_from_env`), so each worker opens the workspace, loads the model, logs and
-reloads on its own (Prometheus sees each worker as a replica).
+reloads on its own. Their Prometheus metrics meet in a fresh temporary folder
+(``PROMETHEUS_MULTIPROC_DIR``, set before the workers start and removed when the server stops), so
+``/metrics`` reports the sum over workers whichever one answers.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +24,13 @@ from keelml.core.errors import ConfigError, InvalidInputError
 from keelml.core.workspace import Workspace
 from keelml.serve.app import create_app
 from keelml.serve.config import ServeConfig
+from keelml.serve.metrics import MULTIPROC_ENV
 from keelml.serve.source import OnlineFeatures, RegistrySource
 
+# uvicorn kills (and restarts) a worker that does not answer its supervisor's ping within this many
+# seconds; its default, 5 s, is shorter than a worker's start (Python, keelml, the model) on a busy
+# 2-core machine, where the workers were killed and restarted forever.
+WORKER_HEALTHCHECK_SECONDS = 60
 _ENV_ROOT, _ENV_SPEC, _ENV_CONFIG = "KEEL_SERVE_WORKSPACE", "KEEL_SERVE_SPEC", "KEEL_SERVE_CONFIG"
 
 
@@ -118,5 +129,27 @@ def serve(ws: Workspace, spec: str, options: ServeOptions, config: ServeConfig |
                     log_level=options.log_level, access_log=False)  # fmt: skip
         return
     os.environ.update({_ENV_ROOT: str(ws.root), _ENV_SPEC: spec, _ENV_CONFIG: cfg.model_dump_json()})
-    uvicorn.run("keelml.serve.server:app_from_env", factory=True, host=options.host, port=options.port,
-                workers=options.workers, log_level=options.log_level, access_log=False)  # fmt: skip
+    with shared_metrics_dir():
+        uvicorn.run("keelml.serve.server:app_from_env", factory=True, host=options.host, port=options.port,
+                    workers=options.workers, log_level=options.log_level, access_log=False,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)  # fmt: skip
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers about to start; removed afterwards.
+
+    Always a new folder (one left by an earlier run would add its counts to this one's); the
+    variable is set in this process's environment, which the workers inherit, and restored after.
+    """
+    folder = tempfile.mkdtemp(prefix="keel-metrics-")
+    before = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
