@@ -147,6 +147,36 @@ def _check_entity_files(con: Any, timestamp: str, keys: Sequence[str]) -> str:
     return expr
 
 
+def _bounds(con: Any, made: dict[tuple[str, ...], str], keys: tuple[str, ...], timestamp: str) -> str:
+    """A temp table of the first and last entity time (epoch us) per entity key; its name."""
+    if keys in made:
+        return made[keys]
+    name = made[keys] = f"b{len(made)}"
+    cols = ", ".join(q(k) for k in keys)
+    t = f"epoch_us({q(timestamp)})"
+    con.execute(
+        f"CREATE TEMP TABLE {name} AS SELECT {cols}, min({t}) AS __lo, max({t}) AS __hi "
+        f"FROM e WHERE {' AND '.join(f'{q(k)} IS NOT NULL' for k in keys)} GROUP BY {cols}"
+    )
+    return name
+
+
+def _share(con: Any, bounds: str, relation: str, ts: str, ttl_us: int) -> float:
+    """The mean share of a view's event-time range that one key's window [first T - ttl, last T] spans.
+
+    Near 1 when every key's entity rows spread over the whole range: cutting the view's rows to the
+    windows would then keep nearly all of them, and the cut is skipped.
+    """
+    lo, hi = con.sql(f"SELECT min(epoch_us({ts})), max(epoch_us({ts})) FROM {relation}").fetchall()[0]
+    if lo is None:
+        return 0.0
+    got = con.sql(
+        f"SELECT avg(greatest(least(__hi, {hi})::HUGEINT - greatest(__lo::HUGEINT - {ttl_us}, {lo}), 0)"
+        f"::DOUBLE) FROM {bounds}"
+    ).fetchall()[0][0]
+    return 0.0 if got is None else float(got) / max(hi - lo, 1)
+
+
 def point_in_time(
     rows: Source,
     timestamp: str,
@@ -156,11 +186,17 @@ def point_in_time(
     threads: int | None = None,
     memory_limit: str | None = None,
     temp_directory: str | None = None,
+    prefilter: bool | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the entity rows (in order) with the requested columns of each view joined as of T.
 
     ``rows`` and each view's source are arrow tables or ``ParquetFiles`` that DuckDB scans in place;
     DuckDB keeps under ``memory_limit`` (default 1GB) by spilling to ``temp_directory``.
+
+    The join runs on narrow rows: the ASOF JOIN sees only each view's keys and (event time, stored
+    position); the feature columns are fetched afterwards for the matched positions only. With
+    ``prefilter`` (decided from the entity rows when ``None``) a view's rows are first cut to the
+    entity keys asked for and, per key, to the event times that can matter, [first T - ttl, last T].
     """
     keys = list(dict.fromkeys(k for view, _, _ in views for k in view.entity.keys))
     if isinstance(rows, pa.Table):
@@ -185,22 +221,43 @@ def point_in_time(
             f"CREATE TEMP VIEW e AS SELECT * EXCLUDE (__ord) REPLACE ({expr} AS {q(timestamp)}), "
             f"__ord AS __row, {_packed(expr, str(_LOW - 1))} AS __k FROM e_src"
         )
-        selects, joins = ["e.* EXCLUDE (__row, __k)"], []
+        matched, joins, fetch, picked = ["e.* EXCLUDE (__k)"], [], [], []
+        made: dict[tuple[str, ...], str] = {}
         for i, (view, source, cols) in enumerate(views):
             alias = f"v{i}"
             register(con, f"{alias}_src", source, [*view.entity.keys, view.timestamp, *cols])
             ts = as_utc(con, f"{alias}_src", view.timestamp)
+            keyed = ", ".join(q(k) for k in view.entity.keys)
+            ttl_us = int(view.ttl.total_seconds() * 1_000_000)
+            cut = ""
+            if prefilter is not False:
+                bounds = _bounds(con, made, view.entity.keys, timestamp)
+                if prefilter or _share(con, bounds, f"{alias}_src", ts, ttl_us) < 0.5:
+                    same = " AND ".join(f"s.{q(k)} = b.{q(k)}" for k in view.entity.keys)
+                    since = f"b.__lo::HUGEINT - {ttl_us}"
+                    cut = f" JOIN {bounds} b ON {same} WHERE s.__t BETWEEN {since} AND b.__hi"
             # the event time is recovered from the packed key, so the join state holds it once
             con.execute(
-                f"CREATE TEMP VIEW {alias} AS SELECT {', '.join(q(c) for c in [*view.entity.keys, *cols])}, "
-                f"{_packed(ts, '__ord')} AS __k FROM {alias}_src"
+                f"CREATE TEMP VIEW {alias} AS SELECT {', '.join(f's.{q(k)}' for k in view.entity.keys)}, "
+                f"s.__k FROM (SELECT {keyed}, {_packed(ts, '__ord')} AS __k, epoch_us({ts}) AS __t "
+                f"FROM {alias}_src) s{cut}"
             )
             on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.entity.keys)
             joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.__k >= {alias}.__k")
-            ttl_us = int(view.ttl.total_seconds() * 1_000_000)
             fresh = f"epoch_us(e.{q(timestamp)}) - ({alias}.__k // {_LOW}) <= {ttl_us}"
-            selects += [f"CASE WHEN {fresh} THEN {alias}.{q(c)} END AS {q(c)}" for c in cols]
-        sql = f"SELECT {', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.__row"
+            matched.append(f"CASE WHEN {fresh} THEN ({alias}.__k % {_LOW})::BIGINT END AS __o{i}")
+            if cols:  # the feature columns of the matched stored positions only
+                wanted = ", ".join(q(c) for c in cols)
+                fetch.append(
+                    f"LEFT JOIN (SELECT {wanted}, __ord FROM {alias}_src) w{i} ON m.__o{i} = w{i}.__ord"
+                )
+                picked += [f"w{i}.{q(c)}" for c in cols]
+        hidden = ", ".join(["__row", *(f"__o{i}" for i in range(len(views)))])
+        con.execute(f"CREATE TEMP VIEW m AS SELECT {', '.join(matched)} FROM e {' '.join(joins)}")
+        sql = (
+            f"SELECT {', '.join([f'm.* EXCLUDE ({hidden})', *picked])} FROM m {' '.join(fetch)} "
+            "ORDER BY m.__row"
+        )
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         yield from reader
     finally:

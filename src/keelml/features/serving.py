@@ -59,18 +59,21 @@ def lookup(
     now: dt.datetime | None,
 ) -> OnlineFeatures:
     now_us = int((now.timestamp() if now is not None else time.time()) * 1_000_000)
-    rows: list[dict[str, Any]] = [dict(r) for r in entity_rows]
+    wanted = tuple(f.split(":", 1)[-1] for f in features)
+    found: list[dict[str, Any]] = [{} for _ in entity_rows]  # stored values per request row
     store = fs.online
     for view, cols in views:
-        blobs = store.get(view.name, [_key(r, view.entity.keys) for r in rows])
+        blobs = store.get(view.name, [_key(r, view.entity.keys) for r in entity_rows])
         ttl_us = int(view.ttl.total_seconds() * 1_000_000)
         decoded = json.loads(b"[" + b",".join(b"null" if b is None else b for b in blobs) + b"]")
-        empty = dict.fromkeys(cols)
-        for row, data in zip(rows, decoded, strict=True):
-            if data is not None and now_us - int(data["__ts"]) <= ttl_us:
-                row.update({c: data.get(c) for c in cols})
+        for values, data in zip(found, decoded, strict=True):
+            if data is not None and now_us - data["__ts"] <= ttl_us:
+                values.update(zip(cols, map(data.get, cols), strict=True))
             else:
-                row.update(empty)
+                values.update(dict.fromkeys(cols))
+    if not derived and wanted == tuple(c for _, cols in views for c in cols):
+        return OnlineFeatures(wanted, tuple(found))  # already the requested columns, in order
+    rows = [{**r, **values} for r, values in zip(entity_rows, found, strict=True)]
     if derived:
         table = _typed(fs, rows, views)
         keys = [k for v, _ in views for k in v.entity.keys]
@@ -78,7 +81,6 @@ def lookup(
         for d in derived:
             for row, value in zip(rows, table.column(d.name).to_pylist(), strict=True):
                 row[d.name] = value
-    wanted = tuple(f.split(":", 1)[-1] for f in features)
     return OnlineFeatures(wanted, tuple({k: r[k] for k in wanted} for r in rows))
 
 
