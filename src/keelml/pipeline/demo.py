@@ -107,8 +107,19 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 def quiet_third_party_noise() -> None:
     """The demo prints its own account; libraries' deprecation chatter would bury it."""
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    # torch resets its loggers' levels when it is imported: this is the setting it reads then
+    os.environ.setdefault("TORCH_LOGS", "-onnx")
+    # mlflow re-enables UserWarnings inside its own calls (catch_warnings + simplefilter), which
+    # overrides any filter; what is printed still goes through showwarning
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if "type hints to the `predict` method" not in str(message):
+            shown(message, category, *args, **kwargs)
+
+    if getattr(warnings.showwarning, "__name__", "") != "show":
+        warnings.showwarning = show
 
 
 def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Path:
@@ -144,5 +155,8 @@ def run_demo(directory: Path, *, quick: bool = False, echo: Echo = print) -> Pat
         _save_state(state_path, state)
     report_path = ws.root / "demo-report.md"
     report_path.write_text("# keelml demo report\n" + "\n".join(log.lines) + "\n", encoding="utf-8")
-    echo(f"\n[bold green]done.[/] report: {report_path}\ntry: keel -w {ws.root} ui")
+    html = ws.root / "demo-report.html"
+    shown = html if html.exists() else report_path
+    echo(f"\n[bold green]done.[/] report: {shown} (text log: {report_path.name})")
+    echo(f"dashboard: keel -w {ws.root} ui")
     return report_path
