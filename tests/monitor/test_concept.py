@@ -55,3 +55,30 @@ def test_calibration_rejects_bad_rates() -> None:
         ConceptDriftConfig.calibrated_for(0.0, 100)
     with pytest.raises(ConfigError, match="thresholds"):
         ConceptDriftConfig(ph_threshold=-1)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_low_error_rate_calibrates_without_nan() -> None:
+    # At a 3% error rate about 4 in 10 null streams start error-free; river's DDM then alarms at the next
+    # error whatever the threshold (statistic inf). The quantile used to interpolate inf - inf: a NaN
+    # threshold (and a RuntimeWarning) that never alarms. Now: inf is reported, and calibration starts
+    # DDM later, where an error-free start is rare enough.
+    from keelml.monitor.calibration import ddm_threshold
+
+    assert ddm_threshold(0.03, 600, 0.05, warm_start=30, trials=200) == np.inf
+    cfg = ConceptDriftConfig.calibrated_for(0.03, 600, 0.05, trials=200)
+    assert cfg.warm_start > 30 and np.isfinite(cfg.drift_threshold) and np.isfinite(cfg.ph_threshold)
+    rng = np.random.default_rng(0)
+    null = [(rng.random(600) < 0.03).astype(float) for _ in range(100)]
+    alarms = 0
+    for stream in null:
+        det = DDMDetector(cfg)
+        det.update(stream)
+        alarms += det.report().drift
+    assert alarms <= 12  # alpha 0.05 over 100 streams, with room for 3 standard errors
+
+    short = ConceptDriftConfig.calibrated_for(0.01, 80, 0.05, trials=200)  # too short to start later
+    det = DDMDetector(short)
+    det.update(null[0][:80])
+    assert short.drift_threshold == np.inf and det.report().status == "undetermined"
+    assert any("no finite threshold" in f for f in det.report().findings)

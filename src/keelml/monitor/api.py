@@ -18,6 +18,7 @@ import pandas as pd
 from keelml.core import request_log
 from keelml.core.catalog import utcnow
 from keelml.core.errors import ConfigError
+from keelml.core.refs import ModelRef
 from keelml.core.workspace import Workspace
 from keelml.monitor import alerts as alerting
 from keelml.monitor.checks_quality import realised
@@ -26,7 +27,7 @@ from keelml.monitor.frame import Frame
 from keelml.monitor.profile import Profile, build_profile
 from keelml.monitor.results import CheckResult, FiredAlert, MonitorRun, WindowResult
 from keelml.monitor.runner import MAX_WINDOWS, check_window, join_feedback, time_windows
-from keelml.monitor.store import MonitorStore, StoredResult, check_results
+from keelml.monitor.store import MonitorStore, StoredResult, baseline_node, check_results
 
 Data = str | pd.DataFrame | Frame | Any
 Windows = list[tuple[Frame, dt.datetime | None, dt.datetime | None, Frame | None]]
@@ -41,6 +42,8 @@ class ProfileInfo:
     features: tuple[str, ...]
     partitions: int
     accuracy: float | None
+    baseline: str | None = None  # lineage node of this profile (monitor:NAME@ID), when one was recorded
+    model: str | None = None  # the registered model version it is the baseline of (model:NAME@V)
 
 
 class Monitoring:
@@ -106,8 +109,14 @@ class Monitoring:
         *,
         spec: MonitorSpec | dict[str, Any] | None = None,
         partition_rows: int = 250_000,
+        model_version: str | ModelRef | None = None,
     ) -> ProfileInfo:
-        """Sketch the reference (``data``, else the spec's ``reference``) per partition and store it."""
+        """Sketch the reference (``data``, else the spec's ``reference``) per partition and store it.
+
+        The stored profile is the monitor baseline in the lineage graph: an edge from the registered
+        model version (``model_version``, else the spec's ``model``, else the newest version of the model
+        named like the monitor, if one is registered) and one from the reference dataset version.
+        """
         spec_ = self._spec(model, spec)
         source = data if data is not None else spec_.reference
         if source is None:
@@ -119,10 +128,52 @@ class Monitoring:
             )
         frame, name = self._frame(source, spec_, model)
         prof = build_profile(
-            frame, categorical=spec_.categorical, sample_size=spec_.sample_size, partition_rows=partition_rows
+            frame,
+            categorical=spec_.categorical,
+            sample_size=spec_.sample_size,
+            partition_rows=partition_rows,
+            text_columns=spec_.text_columns,
+            text_sample=spec_.text_sample,
         )
-        pid = self.store.save_profile(model, prof, name)
-        return ProfileInfo(model, pid, name, prof.rows, prof.features, prof.partitions, prof.accuracy)
+        model_node = self._model_node(model, spec_, model_version)
+        upstream: list[tuple[str, str]] = []
+        if model_node is not None:
+            upstream.append((model_node, "monitored"))
+        if isinstance(source, str) and not source.startswith("log:"):
+            upstream.append((f"dataset:{name}", "profiled"))
+        pid = self.store.save_profile(model, prof, name, tuple(upstream))
+        return ProfileInfo(
+            model,
+            pid,
+            name,
+            prof.rows,
+            prof.features,
+            prof.partitions,
+            prof.accuracy,
+            baseline_node(model, pid) if upstream else None,
+            model_node,
+        )
+
+    def _model_node(self, monitor: str, spec: MonitorSpec, given: str | ModelRef | None) -> str | None:
+        """The lineage id of the model version a profile is the baseline of (None: no registered model)."""
+        if isinstance(given, ModelRef):
+            return given.node_id
+        wanted = given if given is not None else spec.model
+        name, _, selector = (wanted or monitor).partition("@")
+        versions = self.store.model_versions(name)
+        if selector.isdigit() and int(selector) in versions:
+            return ModelRef(name, int(selector)).node_id
+        if selector in ("", "latest") and versions:
+            return ModelRef(name, versions[-1]).node_id
+        if wanted is None:
+            return None  # the monitor is not named after a registered model: nothing to link
+        raise ConfigError(
+            f"model {wanted!r} of monitor {monitor!r} is not a registered model version",
+            expected="NAME or NAME@VERSION of a registered model (aliases are resolved by the registry)",
+            received=f"registered versions of {name!r}: {versions or 'none'}",
+            fix="pass the version number, e.g. model_version=ws.models.show('NAME@production').ref, "
+            "or set model = 'NAME@3' in [monitor.<model>]",
+        )
 
     def load_profile(self, model: str) -> Profile:
         return self.store.load_profile(model)[0]

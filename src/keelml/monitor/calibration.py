@@ -75,7 +75,11 @@ def ddm_threshold(
 ) -> float:
     """DDM drift threshold with false-alarm rate ``alpha`` over a stationary stream of ``length`` values."""
     stats = ddm_max_statistic(_streams(error_rate, length, trials, seed), warm_start)
-    return float(np.quantile(stats, 1 - alpha))
+    # An error-free start leaves s_min = 0, and river's DDM then alarms at the next error whatever the
+    # threshold: that stream's statistic is inf. Interpolating between two inf order statistics is
+    # inf - inf (NaN, and a NaN threshold never alarms); an order statistic of the simulated null is exact
+    # and conservative, and inf says no finite threshold reaches alpha.
+    return float(np.quantile(stats, 1 - alpha, method="higher"))
 
 
 def page_hinkley_threshold(

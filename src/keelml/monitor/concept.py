@@ -20,6 +20,7 @@ sets them by simulation (keelml.monitor.calibration) and reports say when a thre
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -89,12 +90,19 @@ class ConceptDriftConfig:
                 fix="pass the model's error rate on held-out reference data",
             )
         check_alpha(alpha, "ConceptDriftConfig.calibrated_for")
-        ddm = ddm_threshold(error_rate, length, alpha, warm_start=base.warm_start, trials=trials, seed=seed)
+        warm = base.warm_start
+        ddm = ddm_threshold(error_rate, length, alpha, warm_start=warm, trials=trials, seed=seed)
+        if not math.isfinite(ddm):
+            # too many null streams start error-free (river's DDM then alarms at the next error): start
+            # testing once an error-free start has probability alpha / 4 (at most halfway through the stream)
+            warm = min(max(warm, math.ceil(math.log(alpha / 4) / math.log1p(-error_rate))), length // 2)
+            ddm = ddm_threshold(error_rate, length, alpha, warm_start=warm, trials=trials, seed=seed)
+            kw = {**kw, "warm_start": warm}
         ph = page_hinkley_threshold(
             error_rate,
             length,
             alpha,
-            warm_start=base.warm_start,
+            warm_start=warm,
             delta=base.ph_delta,
             trials=trials,
             seed=seed,
@@ -157,6 +165,12 @@ class _RiverDetector(ABC):
         self._history.extend(finite.tolist())
         del self._history[: max(0, len(self._history) - self.config.max_history)]
         findings = [f"change detected at value {c}" for c in self._changes[-10:]]
+        if not math.isfinite(self._threshold()):
+            findings.append(
+                f"{self.name}: no finite threshold keeps the false-alarm rate at {self.config.alpha} for "
+                "this error rate and stream length (error-free starts make river's DDM alarm at the next "
+                "error); not tested"
+            )
         if self._needs_calibration():
             findings.append(
                 f"{self.name}: the threshold is river's default, not a calibrated false-alarm rate; "
@@ -167,7 +181,8 @@ class _RiverDetector(ABC):
         n = len(self._history)
         if n == 0:
             findings.append("no values seen yet: nothing to test")
-        status: Status = "drift" if self._changes else ("no_drift" if n else "undetermined")
+        testable = n > 0 and math.isfinite(self._threshold())
+        status: Status = "drift" if self._changes else ("no_drift" if testable else "undetermined")
         self._report = DriftReport(
             detector=self.name,
             status=status,

@@ -26,6 +26,7 @@ from keelml.core.errors import ConfigError
 
 CHECKS = (
     "data_drift",
+    "text_drift",
     "output_drift",
     "multivariate",
     "concept_drift",
@@ -36,6 +37,7 @@ CHECKS = (
 )
 Check = Literal[
     "data_drift",
+    "text_drift",
     "output_drift",
     "multivariate",
     "concept_drift",
@@ -186,6 +188,10 @@ class MonitorSpec(BaseModel):
     current: str | None = None
     features: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    text_columns: tuple[str, ...] = Field(default=(), description="free text, tested on MiniLM embeddings")
+    text_test: Literal["mmd", "domain_classifier"] = "mmd"
+    text_sample: int = Field(default=500, ge=10, description="texts embedded per side (reference, window)")
+    model: str | None = Field(default=None, description="registered model NAME or NAME@VERSION")
     target: str | None = None
     prediction: str = "prediction"
     sensitive: str | None = None

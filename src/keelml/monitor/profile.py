@@ -17,6 +17,7 @@ It feeds the tests that need whole rows (MMD, domain classifier, BBSD, CBPE).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zlib
@@ -55,6 +56,8 @@ class Profile:
     correct: int = 0
     partitions: int = 1
     details: dict[str, Any] = field(default_factory=dict)
+    # text column -> (priorities, unit embeddings) of a bottom-k sample of its reference texts
+    embeddings: dict[str, tuple[Array, Array]] = field(default_factory=dict)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -77,6 +80,11 @@ class Profile:
             n: _merge(self.outputs.get(n), other.outputs.get(n))
             for n in dict.fromkeys([*self.outputs, *other.outputs])
         }
+        size = max([len(e[0]) for e in (*self.embeddings.values(), *other.embeddings.values())] or [0])
+        emb = {
+            n: _merge_embeddings(self.embeddings.get(n), other.embeddings.get(n), size)
+            for n in dict.fromkeys([*self.embeddings, *other.embeddings])
+        }
         both = pd.concat([self.sample, other.sample], ignore_index=True)
         sample = both.nsmallest(self.sample_size, PRIORITY).reset_index(drop=True)
         return Profile(
@@ -90,6 +98,7 @@ class Profile:
             self.correct + other.correct,
             self.partitions + other.partitions,
             {**other.details, **self.details},
+            emb,
         )
 
     # -- the rows of the sample, in the shapes the detectors want ----------------------------------
@@ -120,6 +129,9 @@ class Profile:
             "columns": {n: s.to_json() for n, s in self.columns.items()},
             "outputs": {n: s.to_json() for n, s in self.outputs.items()},
             "sample": buf.getvalue().hex(),
+            "embeddings": {
+                n: {"priority": p.tolist(), "vectors": _encode(v)} for n, (p, v) in self.embeddings.items()
+            },
         }
         return zlib.compress(json.dumps(body).encode("utf-8"), 6)
 
@@ -138,7 +150,34 @@ class Profile:
             int(body["correct"]),
             int(body["partitions"]),
             dict(body["details"]),
+            {
+                n: (np.asarray(e["priority"], dtype=float), _decode(e["vectors"]))
+                for n, e in body.get("embeddings", {}).items()
+            },
         )
+
+
+def _encode(vectors: Array) -> str:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _decode(text: str) -> Array:
+    out: Array = np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+    return out
+
+
+def _merge_embeddings(
+    a: tuple[Array, Array] | None, b: tuple[Array, Array] | None, size: int
+) -> tuple[Array, Array]:
+    if a is None or b is None:
+        one = a if b is None else b
+        assert one is not None
+        return one
+    pri = np.concatenate([a[0], b[0]])
+    keep = np.argsort(pri, kind="stable")[:size]
+    return pri[keep], np.concatenate([a[1], b[1]])[keep]
 
 
 def _merge(a: ColumnSketch | None, b: ColumnSketch | None) -> ColumnSketch:
@@ -160,10 +199,17 @@ def _merge(a: ColumnSketch | None, b: ColumnSketch | None) -> ColumnSketch:
 
 
 def _profile_part(
-    frame: Frame, categorical: frozenset[str], sample_size: int, rng: np.random.Generator, k: int
+    frame: Frame,
+    categorical: frozenset[str],
+    sample_size: int,
+    rng: np.random.Generator,
+    k: int,
+    text: frozenset[str] = frozenset(),
 ) -> Profile:
     cols: dict[str, ColumnSketch] = {}
     for name in frame.features.columns:
+        if name in text:  # kept in the row sample only: tested on embeddings (monitor.text)
+            continue
         values = frame.features[name]
         if name in categorical or is_categorical(values):
             cat = CategoricalSketch.empty()
@@ -203,10 +249,21 @@ def _profile_part(
 
 
 def _profile_arrow(
-    table: Any, categorical: frozenset[str], sample_size: int, rng: np.random.Generator, k: int
+    table: Any,
+    categorical: frozenset[str],
+    sample_size: int,
+    rng: np.random.Generator,
+    k: int,
+    text: frozenset[str] = frozenset(),
 ) -> Profile:
     return _profile_columns(
-        zip(table.schema.names, table.columns, strict=True), table.num_rows, categorical, sample_size, rng, k
+        zip(table.schema.names, table.columns, strict=True),
+        table.num_rows,
+        categorical,
+        sample_size,
+        rng,
+        k,
+        text,
     )
 
 
@@ -217,6 +274,7 @@ def _profile_columns(
     sample_size: int,
     rng: np.random.Generator,
     k: int,
+    text: frozenset[str] = frozenset(),
 ) -> Profile:
     """Sketch Arrow columns one at a time (each may be read just before and freed just after)."""
     import pyarrow as pa
@@ -233,6 +291,8 @@ def _profile_columns(
     sample: dict[str, Any] = {}
     for name, col in columns:
         sample[str(name)] = col.take(take).to_pandas()
+        if name in text:
+            continue
         kind = col.type
         if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and name not in categorical:
             num = NumericSketch.empty(k)
@@ -262,6 +322,8 @@ def profile_parquet(
     sample_size: int = 2000,
     seed: int = 0,
     k: int = 4000,
+    text_columns: tuple[str, ...] = (),
+    text_sample: int = 500,
 ) -> Profile:
     """Profile a Parquet file one row group and one column at a time (only ``columns``, if given).
 
@@ -280,6 +342,8 @@ def profile_parquet(
             fix="drop them from `columns` or profile the file that has them",
         )
 
+    cats, text = frozenset(categorical), frozenset(text_columns)
+
     def parts() -> Iterable[Profile]:
         for i in range(pf.num_row_groups):
             rows = pf.metadata.row_group(i).num_rows
@@ -287,9 +351,9 @@ def profile_parquet(
                 continue
             cols = ((n, pf.read_row_group(i, columns=[n], use_threads=False).column(0)) for n in names)
             rng = np.random.default_rng([seed, i])
-            yield _profile_columns(cols, rows, frozenset(categorical), sample_size, rng, k)
+            yield _profile_columns(cols, rows, cats, sample_size, rng, k, text)
 
-    return _merge_all(parts())
+    return _with_embeddings(_merge_all(parts()), text_columns, text_sample)
 
 
 def _merge_all(profiles: Iterable[Profile]) -> Profile:
@@ -322,6 +386,8 @@ def build_profile(
     partition_rows: int = 250_000,
     seed: int = 0,
     k: int = 4000,
+    text_columns: tuple[str, ...] = (),
+    text_sample: int = 500,
 ) -> Profile:
     """Sketch ``frame`` in partitions of ``partition_rows`` rows and merge them."""
     if len(frame) == 0:
@@ -335,7 +401,23 @@ def build_profile(
         frame.take(np.arange(start, min(start + partition_rows, len(frame))))
         for start in range(0, len(frame), partition_rows)
     )
-    return profile_partitions(parts, categorical=categorical, sample_size=sample_size, seed=seed, k=k)
+    missing = [c for c in text_columns if c not in frame.features.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            f"text columns {missing} are not features of the reference",
+            expected="columns of the reference holding free text",
+            received=", ".join(map(str, frame.features.columns[:20])),
+            fix="correct text_columns in [monitor.<model>] (and features, if it lists the inputs)",
+        )
+    return profile_partitions(
+        parts,
+        categorical=categorical,
+        sample_size=sample_size,
+        seed=seed,
+        k=k,
+        text_columns=text_columns,
+        text_sample=text_sample,
+    )
 
 
 def profile_partitions(
@@ -345,6 +427,8 @@ def profile_partitions(
     sample_size: int = 2000,
     seed: int = 0,
     k: int = 4000,
+    text_columns: tuple[str, ...] = (),
+    text_sample: int = 500,
 ) -> Profile:
     """Sketch each partition (e.g. each file or row group of a reference too big for memory) and merge.
 
@@ -352,7 +436,7 @@ def profile_partitions(
     latter is sketched column by column in Arrow (categories counted by ``pyarrow.compute``), so no pandas
     copy of the partition is made and only the sampled rows become Python objects.
     """
-    cats = frozenset(categorical)
+    cats, text = frozenset(categorical), frozenset(text_columns)
 
     def parts() -> Iterable[Profile]:
         for i, part in enumerate(partitions):
@@ -360,8 +444,28 @@ def profile_partitions(
                 continue
             rng = np.random.default_rng([seed, i])
             if isinstance(part, Frame):
-                yield _profile_part(part, cats, sample_size, rng, k)
+                yield _profile_part(part, cats, sample_size, rng, k, text)
             else:
-                yield _profile_arrow(part, cats, sample_size, rng, k)
+                yield _profile_arrow(part, cats, sample_size, rng, k, text)
 
-    return _merge_all(parts())
+    return _with_embeddings(_merge_all(parts()), text_columns, text_sample)
+
+
+def _with_embeddings(profile: Profile, text_columns: tuple[str, ...], size: int) -> Profile:
+    """Embed the texts of the ``size`` sample rows with the smallest priorities (a uniform sample)."""
+    if not text_columns:
+        return profile
+    from keelml.monitor.text import reference_embeddings
+
+    missing = [c for c in text_columns if c not in profile.sample.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            f"text columns {missing} are not in the reference",
+            expected="columns of the reference holding free text",
+            received=", ".join(map(str, profile.sample.columns[:20])),
+            fix="correct text_columns in [monitor.<model>]",
+        )
+    priority = profile.sample[PRIORITY].to_numpy(dtype=float)
+    profile.embeddings = reference_embeddings(profile.sample, priority, text_columns, size)
+    profile.details = {**profile.details, "text_columns": list(text_columns), "text_sample": size}
+    return profile

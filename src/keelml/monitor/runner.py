@@ -59,6 +59,10 @@ def check_window(
     checks = set(spec.checks)
     if "data_drift" in checks:
         add(checks_drift.data_drift(profile, window, spec, seed))
+    if "text_drift" in checks and spec.text_columns:
+        from keelml.monitor.text import text_drift  # transformers and torch load only here
+
+        add(text_drift(profile, window, spec, seed))
     if "output_drift" in checks:
         add(checks_drift.output_drift(profile, window, spec, seed))
     if len(window) >= spec.min_rows:

@@ -13,10 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from keelml.core.catalog import Catalog, utcnow
-from keelml.core.catalog_schema import alerts, monitor_profiles, monitor_results
+from keelml.core.catalog_schema import alerts, monitor_profiles, monitor_results, nodes
 from keelml.core.errors import NotFoundError
 from keelml.monitor.profile import Profile
 from keelml.monitor.results import CheckResult, FiredAlert, WindowResult
+
+
+def baseline_node(monitor: str, profile_id: int) -> str:
+    """Lineage id of a stored reference profile: the monitor baseline."""
+    return f"monitor:{monitor}@{profile_id}"
 
 
 class ProfileNotFoundError(NotFoundError):
@@ -69,7 +74,12 @@ class MonitorStore:
 
     # -- profiles ---------------------------------------------------------------------------------
 
-    def save_profile(self, monitor: str, profile: Profile, source: str) -> int:
+    def save_profile(
+        self, monitor: str, profile: Profile, source: str, upstream: tuple[tuple[str, str], ...] = ()
+    ) -> int:
+        """Store ``profile``; with ``upstream`` ((node id, relation), ...), also the lineage node
+        ``monitor:<monitor>@<profile id>`` (the monitor baseline) and an edge from each upstream node that
+        exists, in the same transaction."""
         with self.catalog.begin() as conn:
             res = conn.execute(
                 monitor_profiles.insert().values(
@@ -91,7 +101,31 @@ class MonitorStore:
             )
             key = res.inserted_primary_key
             assert key is not None
-            return int(key[0])
+            pid = int(key[0])
+            if upstream:
+                node = baseline_node(monitor, pid)
+                lineage = self.catalog.lineage
+                lineage.add_node(
+                    conn, node, "monitor", monitor, pid,
+                    {"source": source, "rows": profile.rows, "features": list(profile.features)},
+                )  # fmt: skip
+                known = set(
+                    conn.execute(sa.select(nodes.c.id).where(nodes.c.id.in_([u for u, _ in upstream])))
+                    .scalars()
+                    .all()
+                )
+                for src, relation in upstream:
+                    if src in known:
+                        lineage.add_edge(conn, src, node, relation)
+            return pid
+
+    def model_versions(self, name: str) -> list[int]:
+        """Versions of registered model ``name`` known to the lineage graph, oldest first."""
+        with self.catalog.begin() as conn:
+            found = conn.execute(
+                sa.select(nodes.c.version).where(nodes.c.kind == "model", nodes.c.name == name)
+            ).scalars()
+            return sorted(int(v) for v in found if v is not None)
 
     def load_profile(self, monitor: str) -> tuple[Profile, str]:
         with self.catalog.begin() as conn:
