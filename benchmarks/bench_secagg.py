@@ -1,7 +1,8 @@
 """Benchmark secure aggregation: keelml's SecAgg+ vs plain FedAvg vs Flower's SecAgg+, one run.
 
-    .venv/bin/python benchmarks/bench_secagg.py              # 50 and 200 clients x 100,234 parameters
-    .venv/bin/python benchmarks/bench_secagg.py --quick      # smoke test (results under benchmarks/.work/)
+    .venv/bin/python benchmarks/bench_secagg.py               # 50 and 200 clients x 100,234 parameters
+    .venv/bin/python benchmarks/bench_secagg.py --full-graph  # + the complete graph at 50 (minutes)
+    .venv/bin/python benchmarks/bench_secagg.py --quick       # smoke test (results under benchmarks/.work/)
 
 What is measured (all in one process, one thread for numpy/BLAS, methods interleaved per repetition):
 
@@ -11,7 +12,8 @@ What is measured (all in one process, one thread for numpy/BLAS, methods interle
    (no training, so the round time is protocol + messaging + aggregation). Methods: plain FedAvg
    (Flower's ``default_fit_workflow``), keelml (``KeelSecAggWorkflow`` + ``keelml_secagg_mod``), and
    Flower's ``SecAggPlusWorkflow`` + ``secaggplus_mod``. Clients run one after another, so this is
-   the total CPU cost of a round, not its latency with parallel clients.
+   the total CPU cost of a round, not its latency with parallel clients. Both wall time and the
+   process's CPU time are recorded (on a shared machine the CPU time is the steadier of the two).
 2. Protocol only: ``secure_sum`` on the same vectors vs the plain weighted sum (Flower's
    ``aggregate``), reporting the server's own time and the critical path with parallel clients
    (per phase: server time + the slowest client).
@@ -41,6 +43,10 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 SHAPES = [(250, 384), (384,), (384, 10), (10,)]  # 100,234 parameters, an MLP-like model
 
+
+# keelml-32: a declared range that fits the 32-bit ring at 200 clients (every |w * param| and the weight
+# w <= 99 stay below 128; 16 fractional bits). The default range (2**20 at 24 bits) needs 64 bits.
+RANGE_32, PRECISION_32 = 128.0, 16
 
 _UPDATES: dict[int, list[np.ndarray[Any, Any]]] = {}
 
@@ -72,10 +78,11 @@ def _client_app(mods: list[Any]) -> Any:
     return ClientApp(client_fn=lambda ctx: Fixed(ctx.node_id).to_client(), mods=mods)
 
 
-def flower_round(method: str, nodes: list[int]) -> tuple[float, float]:
-    """Seconds for one fit round and the max |error| against the exact weighted mean.
+def flower_round(method: str, nodes: list[int]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds of this process, and the max |error| against the exact weighted mean.
 
-    ``keelml``: default SecAggConfig (k = 2 ceil(log2 n), t = k // 2 + 1); ``-5``: 5 shares (Flower's
+    ``keelml``: default SecAggConfig (k = 2 ceil(log2 n), t = k // 2 + 1, the default range needs the
+    64-bit ring); ``-32``: the same graph with a declared range that fits the 32-bit ring; ``-5``: 5 shares (Flower's
     count includes the client itself, so keelml gets k = 4), threshold 3; ``-full``: the complete graph,
     threshold a majority of n.
     """
@@ -95,6 +102,7 @@ def flower_round(method: str, nodes: list[int]) -> tuple[float, float]:
     n = len(nodes)
     keelml_configs = {
         "keelml": SecAggConfig(),
+        "keelml-32": SecAggConfig(clip_bound=RANGE_32, precision_bits=PRECISION_32),
         "keelml-5": SecAggConfig(neighbours=4, threshold=3),
         "keelml-full": SecAggConfig(full_graph=True, threshold=n // 2 + 1),
     }
@@ -113,9 +121,9 @@ def flower_round(method: str, nodes: list[int]) -> tuple[float, float]:
     strategy = FedAvg(fraction_fit=1.0, min_fit_clients=len(nodes), min_available_clients=len(nodes))
     zeros = [np.zeros(s, dtype=np.float32) for s in SHAPES]
     context = legacy_context(grid, strategy, ndarrays_to_parameters(zeros))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     workflow(grid, context)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     got = parameters_to_ndarrays(
         compat.arrayrecord_to_parameters(context.state.array_records[MAIN_PARAMS_RECORD], True)
     )
@@ -127,7 +135,7 @@ def flower_round(method: str, nodes: list[int]) -> tuple[float, float]:
             / weights.sum()
         )
         error = max(error, float(np.abs(got[i].astype(np.float64) - exact).max()))
-    return elapsed, error
+    return elapsed, cpu, error
 
 
 def protocol_only(n: int, reps: int) -> dict[str, Any]:
@@ -182,51 +190,61 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--full-graph", action="store_true", help="also run the complete graph (Flower's takes minutes)"
+    )
+    parser.add_argument(
+        "--repetitions",
+        default="50:5,200:3",
+        help="clients:repetitions of the Flower round (a loaded machine may need fewer at 200)",
+    )
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
-    plans = (
-        [(6, 2, ["plain", "keelml", "keelml-5", "flower-5"])]
-        if args.quick
-        else [
-            (50, 5, ["plain", "keelml", "keelml-5", "flower-5"]),
-            (50, 1, ["plain", "keelml-full", "flower-full"]),  # Flower's full graph takes minutes per round
-            (200, 3, ["plain", "keelml", "keelml-5", "flower-5"]),
-        ]
-    )
+    sparse = ["plain", "keelml", "keelml-32", "keelml-5", "flower-5"]
+    sizes = [tuple(int(x) for x in pair.split(":")) for pair in args.repetitions.split(",")]
+    plans = [(6, 2, sparse)] if args.quick else [(n, reps, sparse) for n, reps in sizes]
+    if args.full_graph and not args.quick:
+        plans.insert(1, (50, 1, ["plain", "keelml-full", "flower-full"]))
     runs: list[dict[str, Any]] = []
     for n, reps, methods in plans:
         nodes = [1000 + 7919 * i for i in range(n)]
         for node in nodes:
             _local(node)
-        times: dict[str, list[float]] = {m: [] for m in methods}
+        wall: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
         errors: dict[str, float] = {}
         for rep in range(reps):
             order = methods if rep % 2 == 0 else list(reversed(methods))  # interleave, alternate order
             for m in order:
-                elapsed, err = flower_round(m, nodes)
-                times[m].append(elapsed)
+                elapsed, used, err = flower_round(m, nodes)
+                wall[m].append(elapsed)
+                cpu[m].append(used)
                 errors[m] = max(errors.get(m, 0.0), err)
-                print(f"n={n} rep={rep} {m}: {elapsed:.3f}s err={err:.2e}", file=sys.stderr, flush=True)
-        ratios = {
-            m: _stats([t / p for t, p in zip(times[m], times["plain"], strict=True)])
-            for m in methods
-            if m != "plain"
-        }
+                print(
+                    f"n={n} rep={rep} {m}: {elapsed:.3f}s wall {used:.3f}s cpu err={err:.2e} "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         runs.append(
             {
                 "clients": n,
                 "repetitions": reps,
-                "seconds": {m: _stats(v) for m, v in times.items()},
-                "ratio_to_plain": ratios,
+                "seconds": {m: _stats(v) for m, v in wall.items()},
+                "cpu_seconds": {m: _stats(v) for m, v in cpu.items()},
+                "ratio_to_plain": _ratios(wall, methods),
+                "cpu_ratio_to_plain": _ratios(cpu, methods),
                 "max_abs_error": errors,
             }
         )
-    proto = {n: protocol_only(n, reps) for n, reps in ([(6, 2)] if args.quick else [(50, 5), (200, 3)])}
+    proto = {n: protocol_only(n, reps) for n, reps in ([(6, 2)] if args.quick else sizes)}
     out = {
         "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_secagg.py"
-        + (" --quick" if args.quick else ""),
+        + (" --quick" if args.quick else "")
+        + (" --full-graph" if args.full_graph else "")
+        + (f" --repetitions {args.repetitions}" if args.repetitions != "50:5,200:3" else ""),
         "parameters": sum(int(np.prod(s)) for s in SHAPES),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, SHARED with ~8 concurrent jobs "
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, SHARED with other jobs "
         f"(load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end)",
         "versions": {p: version(p) for p in ("numpy", "cryptography", "flwr")}
         | {"python": platform.python_version()},
@@ -238,6 +256,15 @@ def main() -> None:
     (target / "secagg.json").write_text(json.dumps(out, indent=2))
     (target / "secagg.md").write_text(markdown(out))
     print(markdown(out))
+
+
+def _ratios(values: dict[str, list[float]], methods: list[str]) -> dict[str, dict[str, float]]:
+    """Per method, the ratio to plain FedAvg of the same repetition (median, p90, ...)."""
+    return {
+        m: _stats([t / p for t, p in zip(values[m], values["plain"], strict=True)])
+        for m in methods
+        if m != "plain"
+    }
 
 
 def markdown(out: dict[str, Any]) -> str:
@@ -252,25 +279,33 @@ def markdown(out: dict[str, Any]) -> str:
         "## One Flower fit round (all clients run sequentially in one process)",
         "",
         "Same ClientApp (fixed update, no training), same in-process Flower grid, methods interleaved. "
-        "Ratio = method / plain FedAvg of the same repetition; median and p90 over repetitions.",
+        "Ratio = method / plain FedAvg of the same repetition; median and p90 over repetitions. "
+        "Wall = elapsed time; CPU = this process's CPU time (less disturbed by the other jobs).",
         "",
-        "| clients | method | median s | p90 s | ratio median | ratio p90 | max abs error vs exact mean |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| clients | method | ring | wall median s | wall ratio median | wall ratio p90 "
+        "| CPU median s | CPU ratio median | CPU ratio p90 | max abs error vs exact mean |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rings = {"keelml-32": "32", "flower-5": "32", "flower-full": "32", "plain": "-"}
     for run in out["flower_rounds"]:
-        for m, st in run["seconds"].items():
-            r = run["ratio_to_plain"].get(m)
-            ratio = f"{r['median']:.2f}x | {r['p90']:.2f}x" if r else "1 | 1"
+        for m in run["seconds"]:
+            cells = []
+            for key, ratio_key in (("seconds", "ratio_to_plain"), ("cpu_seconds", "cpu_ratio_to_plain")):
+                r = run[ratio_key].get(m)
+                ratio = f"{r['median']:.2f}x | {r['p90']:.2f}x" if r else "1 | 1"
+                cells.append(f"{run[key][m]['median']:.3f} | {ratio}")
             lines.append(
-                f"| {run['clients']} | {m} | {st['median']:.3f} | {st['p90']:.3f} | {ratio} | "
-                f"{run['max_abs_error'][m]:.1e} |"
+                f"| {run['clients']} | {m} | {rings.get(m, '64')} | "
+                + " | ".join(cells)
+                + f" | {run['max_abs_error'][m]:.1e} |"
             )
     lines += [
         "",
         "## Protocol only (no Flower messaging): `secure_sum` vs plain weighted sum (Flower's `aggregate`)",
         "",
-        "Same `[w * params, w]` vectors, interleaved per repetition. Server = the keelml server's own time in",
-        "all four phases; critical path = per phase, server + the slowest client (clients in parallel).",
+        "Same `[w * params, w]` vectors, interleaved per repetition, default SecAggConfig (64-bit ring).",
+        "Server = the keelml server's own time in all four phases; critical path = per phase, server + the",
+        "slowest client (clients in parallel).",
         "",
         "| clients | k / t | plain aggregate s | keelml server s (ratio) | critical path s (ratio) "
         "| all clients sequential s (ratio) |",

@@ -160,3 +160,36 @@ def test_out_of_range_client_is_reported_and_left_out(monkeypatch: pytest.Monkey
     assert any("UpdateOutOfRangeError" in f and str(bad) in f for f in report.failures)
     for g, want in zip(got, _fedavg([n for n in NODES if n != bad]), strict=True):
         assert np.allclose(g, want, atol=1e-5)
+
+
+def test_workflow_on_the_32_bit_ring() -> None:
+    config = SecAggConfig(full_graph=True, threshold=3, clip_bound=256.0, precision_bits=16)
+    assert config.plan(len(NODES)).modulus_bits == 32
+    workflow, params, _ = _run(config=config)
+    for got, want in zip(params, _fedavg(NODES), strict=True):
+        assert np.allclose(got, want, atol=1e-4)
+    assert workflow.reports[-1].survivors == tuple(sorted(NODES))
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),  # column-major bytes
+        np.array(2.5),
+        np.arange(6, dtype=">i4"),  # big-endian
+        np.zeros((0, 3), dtype=np.float16),
+        np.array([(1, 2.0)], dtype=[("a", "<i4"), ("b", "<f8")]),  # not a plain header: np.load path
+    ],
+)
+def test_serialised_parameters_are_read_like_np_load(array: np.ndarray[Any, Any]) -> None:
+    from flwr.common import bytes_to_ndarray, ndarray_to_bytes
+
+    from keelml.federated.secagg.flower_client import _flat_array, _npy_view
+
+    data = ndarray_to_bytes(array)
+    got = _flat_array(data, "numpy.ndarray")
+    want = bytes_to_ndarray(data).reshape(-1)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert (_npy_view(data) is None) == (array.dtype.names is not None)
+    assert np.array_equal(_flat_array(data, "other"), want)  # an unknown tensor type goes to np.load

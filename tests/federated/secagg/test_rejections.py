@@ -185,3 +185,18 @@ def test_bad_inputs_to_secure_sum() -> None:
         secure_sum(vectors(4, 2), SecAggConfig(), dropped_after_masking={1}, dropped_before_masking={1})
     with pytest.raises(InvalidInputError, match="do not exist"):
         secure_sum(vectors(4, 2), SecAggConfig(), dropped_after_masking={7})
+
+
+def test_client_state_round_trips_and_refuses_foreign_bytes() -> None:
+    from keelml.federated.secagg.client import ClientState
+
+    rnd = Round(vectors(5, 3))
+    rnd.run_to(Phase.UNMASK)
+    for client in rnd.clients.values():
+        state = client.state
+        assert state.shares and state.peer_keys and state.channel_keys and state.next_phase == Phase.UNMASK
+        assert ClientState.from_bytes(state.to_bytes()) == state
+        assert SecAggClient.from_bytes(client.to_bytes()).state == state
+    assert ClientState.from_bytes(ClientState(7).to_bytes()) == ClientState(7)
+    with pytest.raises(ValueError, match="not a keelml SecAgg client state"):
+        ClientState.from_bytes(b'{"cid": 1}' + bytes(16))

@@ -98,3 +98,47 @@ def test_too_many_dropouts_fail_with_a_clear_message() -> None:
 def test_dropped_before_masking_below_threshold_fails() -> None:
     with pytest.raises(ThresholdNotMetError):
         secure_sum(vectors(5, 4), SecAggConfig(full_graph=True, threshold=4), dropped_before_masking={2})
+
+
+def test_the_ring_is_the_smallest_that_holds_the_declared_range() -> None:
+    from keelml.core.errors import ConfigError
+    from keelml.federated.secagg import run_round
+    from keelml.federated.secagg.wire import Message, Phase
+
+    narrow = SecAggConfig(clip_bound=64.0, precision_bits=16)
+    assert narrow.plan(200).modulus_bits == 32
+    assert narrow.plan(600).modulus_bits == 64  # 600 * 64 * 2**16 no longer fits below 2**31
+    assert SecAggConfig().plan(5).modulus_bits == 64
+    with pytest.raises(ConfigError, match="wrap around"):
+        SecAggConfig(modulus_bits=32).plan(5)
+    updates = vectors(7, 33, seed=4, scale=10.0)
+    payloads: list[int] = []
+
+    def tap(phase: Phase, client: int, data: bytes) -> None:
+        if phase == Phase.MASKED_INPUT:
+            payloads.append(len(Message.from_bytes(data).payload))
+
+    result = run_round(updates, narrow, drops={2: Phase.UNMASK, 5: Phase.MASKED_INPUT}, tap=tap)
+    exact = np.sum([u for i, u in enumerate(updates) if i != 5], axis=0)
+    assert np.abs(result.total - exact).max() <= result.error_bound
+    assert payloads == [4 * 33] * 6  # uint32 words: half the bytes of the 64-bit ring
+
+
+def test_encode_parts_is_encode_of_the_weighted_concatenation() -> None:
+    from keelml.federated.secagg import UpdateOutOfRangeError
+    from keelml.federated.secagg.fixedpoint import encode, encode_parts
+
+    rng = np.random.default_rng(5)
+    parts = [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=5)]
+    for config in (SecAggConfig(clip_bound=50.0, precision_bits=16), SecAggConfig(precision_bits=30)):
+        plan = config.plan(4)
+        flat = np.concatenate([3.5 * p.astype(np.float64).ravel() for p in parts] + [[3.5]])
+        got = encode_parts(parts, 3.5, plan, append_weight=True)
+        assert got.dtype == encode(flat, plan).dtype and np.array_equal(got, encode(flat, plan))
+        out = np.zeros_like(got)
+        assert encode_parts(parts, 3.5, plan, append_weight=True, out=out) is out
+    bad = [np.array([1.0, np.nan])]
+    with pytest.raises(UpdateOutOfRangeError, match="index 1"):
+        encode_parts(bad, 1.0, SecAggConfig().plan(3))
+    with pytest.raises(UpdateOutOfRangeError, match="value 60"):
+        encode_parts([np.array([0.5, 20.0])], 3.0, SecAggConfig(clip_bound=50.0).plan(3))

@@ -1,4 +1,4 @@
-"""Secure aggregation: SecAgg+ (Bell et al. 2020) with X25519, HKDF, ChaCha20 masks and Shamir shares.
+"""Secure aggregation: SecAgg+ (Bell et al. 2020) with X25519, HKDF, AES-CTR masks and Shamir shares.
 
 The server learns the sum of the surviving clients' updates and nothing else about any one of them
 (honest-but-curious server, fewer than t colluding clients). See docs/secure-aggregation.md.

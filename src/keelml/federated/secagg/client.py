@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from keelml.federated.secagg import crypto, shamir
 from keelml.federated.secagg.config import RoundPlan
 from keelml.federated.secagg.errors import MessageRejectedError, ThresholdNotMetError
-from keelml.federated.secagg.fixedpoint import encode
+from keelml.federated.secagg.fixedpoint import Ring, encode, reduce, ring_dtype
 from keelml.federated.secagg.wire import SERVER, Message, Phase
 
 SHARE_INFO = b"keelml/secagg/v1/share-encryption"
@@ -55,42 +56,87 @@ class ClientState:
     shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # v -> (b share, s_sk share)
     channel_keys: dict[int, bytes] = field(default_factory=dict)  # v -> AEAD key shared with v (local only)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "cid": self.cid,
-                "round_id": self.round_id.hex(),
-                "next_phase": None if self.next_phase is None else int(self.next_phase),
-                "plan": self.plan,
-                "neighbours": self.neighbours,
-                "keys": [k.hex() for k in (self.c_sk, self.c_pk, self.s_sk, self.s_pk, self.self_seed)],
-                "peer_keys": {str(v): [c.hex(), s.hex()] for v, (c, s) in self.peer_keys.items()},
-                "shares": {str(v): [b.hex(), s.hex()] for v, (b, s) in self.shares.items()},
-                "channel_keys": {str(v): k.hex() for v, k in self.channel_keys.items()},
-            }
-        )
+    def to_bytes(self) -> bytes:
+        """A compact binary form (length-prefixed fields): it is rewritten after every message."""
+        out = [
+            _STATE_HEADER.pack(_STATE_MAGIC, self.cid, 0 if self.next_phase is None else int(self.next_phase))
+        ]
+        blobs = [self.round_id, json.dumps(self.plan).encode(), self.c_sk, self.c_pk, self.s_sk, self.s_pk]
+        out += [_blob(b) for b in (*blobs, self.self_seed)]
+        out.append(struct.pack(f"<I{len(self.neighbours)}Q", len(self.neighbours), *self.neighbours))
+        out.append(_pairs(self.peer_keys))
+        out.append(_pairs(self.shares))
+        out.append(_pairs({v: (k,) for v, k in self.channel_keys.items()}))
+        return b"".join(out)
 
     @classmethod
-    def from_json(cls, text: str) -> ClientState:
-        raw = json.loads(text)
-        c_sk, c_pk, s_sk, s_pk, seed = (bytes.fromhex(k) for k in raw["keys"])
+    def from_bytes(cls, data: bytes) -> ClientState:
+        magic, cid, phase = _STATE_HEADER.unpack_from(data)
+        if magic != _STATE_MAGIC:
+            raise ValueError(f"not a keelml SecAgg client state (magic {magic!r})")
+        reader = _Reader(data, _STATE_HEADER.size)
+        round_id, plan, c_sk, c_pk, s_sk, s_pk, seed = (reader.blob() for _ in range(7))
+        (count,) = reader.unpack("<I")
+        neighbours = list(reader.unpack(f"<{count}Q"))
+        peer_keys, shares, channel = reader.pairs(), reader.pairs(), reader.pairs()
         return cls(
-            cid=raw["cid"],
-            round_id=bytes.fromhex(raw["round_id"]),
-            next_phase=None if raw["next_phase"] is None else Phase(raw["next_phase"]),
-            plan=raw["plan"],
-            neighbours=raw["neighbours"],
+            cid=cid,
+            round_id=round_id,
+            next_phase=None if phase == 0 else Phase(phase),
+            plan=json.loads(plan),
+            neighbours=neighbours,
             c_sk=c_sk,
             c_pk=c_pk,
             s_sk=s_sk,
             s_pk=s_pk,
             self_seed=seed,
-            peer_keys={
-                int(v): (bytes.fromhex(c), bytes.fromhex(s)) for v, (c, s) in raw["peer_keys"].items()
-            },
-            shares={int(v): (bytes.fromhex(b), bytes.fromhex(s)) for v, (b, s) in raw["shares"].items()},
-            channel_keys={int(v): bytes.fromhex(k) for v, k in raw.get("channel_keys", {}).items()},
+            peer_keys={v: (p[0], p[1]) for v, p in peer_keys.items()},
+            shares={v: (p[0], p[1]) for v, p in shares.items()},
+            channel_keys={v: p[0] for v, p in channel.items()},
         )
+
+
+_STATE_MAGIC = b"KSC1"
+_STATE_HEADER = struct.Struct("<4sQB")
+
+
+def _blob(value: bytes) -> bytes:
+    return struct.pack("<H", len(value)) + value
+
+
+def _pairs(entries: Mapping[int, tuple[bytes, ...]]) -> bytes:
+    """``{id: (bytes, ...)}`` with the same number of fields per id."""
+    width = len(next(iter(entries.values()))) if entries else 0
+    out = [struct.pack("<IB", len(entries), width)]
+    for v, fields in entries.items():
+        out.append(struct.pack("<Q", v))
+        out += [_blob(f) for f in fields]
+    return b"".join(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, offset: int) -> None:
+        self.data, self.offset = data, offset
+
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
+        values = struct.unpack_from(fmt, self.data, self.offset)
+        self.offset += struct.calcsize(fmt)
+        return values
+
+    def blob(self) -> bytes:
+        (size,) = self.unpack("<H")
+        start, self.offset = self.offset, self.offset + size
+        if self.offset > len(self.data):
+            raise ValueError("truncated keelml SecAgg client state")
+        return self.data[start : self.offset]
+
+    def pairs(self) -> dict[int, tuple[bytes, ...]]:
+        count, width = self.unpack("<IB")
+        out = {}
+        for _ in range(count):
+            (v,) = self.unpack("<Q")
+            out[v] = tuple(self.blob() for _ in range(width))
+        return out
 
 
 class SecAggClient:
@@ -100,20 +146,35 @@ class SecAggClient:
         self.state = state if state is not None else ClientState(cid)
 
     def to_bytes(self) -> bytes:
-        return self.state.to_json().encode()
+        return self.state.to_bytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SecAggClient:
-        state = ClientState.from_json(data.decode())
+        state = ClientState.from_bytes(data)
         return cls(state.cid, state)
+
+    @property
+    def plan(self) -> RoundPlan:
+        """The current round's plan (ring, fixed-point range); only valid once a round started."""
+        return self._plan()
 
     @property
     def needs_update(self) -> bool:
         """Whether the next message is the one that asks for this client's (masked) update."""
         return self.state.next_phase == Phase.MASKED_INPUT
 
-    def handle(self, data: bytes, update: npt.NDArray[np.floating] | None = None) -> bytes:
-        msg = Message.from_bytes(data)
+    def handle(
+        self,
+        data: bytes | Message,
+        update: npt.NDArray[np.floating] | None = None,
+        *,
+        encoded: Ring | None = None,
+    ) -> bytes:
+        """Answer one server message. The MASKED_INPUT phase needs this client's ``update``, or the
+        same already encoded for :attr:`plan` (``encoded``, e.g. from ``fixedpoint.encode_parts``;
+        it is masked in place).
+        """
+        msg = data if isinstance(data, Message) else Message.from_bytes(data)
         st = self.state
         if msg.phase == Phase.ADVERTISE:  # a new round always starts here and discards the old one
             msg.expect(round_id=msg.round_id, phase=Phase.ADVERTISE, sender=SERVER, receiver=st.cid)
@@ -130,9 +191,11 @@ class SecAggClient:
             if msg.phase == Phase.SHARE_KEYS:
                 reply = self._share_keys(msg)
             elif msg.phase == Phase.MASKED_INPUT:
-                if update is None:
-                    raise ValueError("the MASKED_INPUT phase needs this client's update")
-                reply = self._masked_input(msg, update)
+                if encoded is None:
+                    if update is None:
+                        raise ValueError("the MASKED_INPUT phase needs this client's update")
+                    encoded = encode(update, self._plan())  # raises before anything is masked
+                reply = self._masked_input(msg, encoded)
             else:
                 reply = self._unmask(msg)
         return reply.to_bytes()
@@ -198,7 +261,7 @@ class SecAggClient:
         st.next_phase = Phase.MASKED_INPUT
         return self._reply(Phase.SHARE_KEYS, {"sealed": sealed})
 
-    def _masked_input(self, msg: Message, update: npt.NDArray[np.floating]) -> Message:
+    def _masked_input(self, msg: Message, encoded: Ring) -> Message:
         st = self.state
         plan = self._plan()
         senders = {int(v): bytes.fromhex(ct) for v, ct in msg.body["sealed"].items()}
@@ -211,7 +274,11 @@ class SecAggClient:
                 fix="drop the message",
             )
         _need(len(senders), plan.threshold, f"client {st.cid}: neighbours that sent shares")
-        encoded = encode(update, plan)  # raises before any masked value leaves the client
+        if encoded.dtype != ring_dtype(plan.modulus_bits) or encoded.ndim != 1:
+            raise ValueError(
+                f"an encoded update must be a flat {ring_dtype(plan.modulus_bits)} vector, "
+                f"got {encoded.dtype} with shape {encoded.shape}"
+            )
         shares = {}
         s_sk = crypto.load_private(st.s_sk)
         for v, sealed in senders.items():
@@ -228,8 +295,7 @@ class SecAggClient:
         for v in sorted(shares):
             seed = pair_seed(s_sk, st.peer_keys[v][1], st.round_id, st.cid, v)
             crypto.apply_mask(masked, seed, subtract=st.cid > v)  # the lower id adds, the higher subtracts
-        if plan.modulus_bits < 64:
-            masked &= np.uint64((1 << plan.modulus_bits) - 1)
+        reduce(masked, plan.modulus_bits)
         st.next_phase = Phase.UNMASK
         return self._reply(Phase.MASKED_INPUT, {"length": int(masked.size)}, _little_endian(masked))
 
@@ -257,9 +323,13 @@ class SecAggClient:
         return self._reply(Phase.UNMASK, body)
 
 
-def _little_endian(vector: npt.NDArray[np.uint64]) -> memoryview:
+def _little_endian(vector: Ring) -> memoryview:
     """The vector's bytes without a copy (the message is assembled in one copy later)."""
-    little = vector if vector.dtype.byteorder in "<=" and np.little_endian else vector.astype("<u8")
+    little = (
+        vector
+        if vector.dtype.byteorder in "<=" and np.little_endian
+        else vector.astype(vector.dtype.newbyteorder("<"))
+    )
     return np.ascontiguousarray(little).data.cast("B")
 
 

@@ -5,6 +5,10 @@
 (12, 7)
 >>> SecAggConfig(full_graph=True).plan(5).neighbours
 4
+>>> SecAggConfig().plan(50).modulus_bits
+64
+>>> SecAggConfig(clip_bound=128, precision_bits=16).plan(200).modulus_bits
+32
 >>> SecAggConfig(clip_bound=-1.0)
 Traceback (most recent call last):
 ...
@@ -57,6 +61,10 @@ class SecAggConfig:
     n - 1; ``full_graph=True`` is classic SecAgg (every pair masks). ``threshold=None`` picks a majority
     of the neighbourhood, floor(k / 2) + 1. Updates are encoded as integers ``round(x * 2**precision_bits)``
     in the ring Z / 2**modulus_bits; any coordinate with |x| > ``clip_bound`` is an error, never clipped.
+    ``modulus_bits=None`` picks the smallest ring the range needs: 32 bits when
+    ``n * (clip_bound * 2**precision_bits + 1) < 2**31`` (half the masking work and half the bytes of
+    64), else 64. The default range (2**20 at 24 fractional bits) needs 64; declare a narrower one to
+    get the 32-bit ring.
     Each of the four phases waits at most ``phase_timeout_s`` for replies; late clients count as dropped.
     """
 
@@ -65,7 +73,7 @@ class SecAggConfig:
     threshold: int | None = None
     clip_bound: float = 2.0**20
     precision_bits: int = 24
-    modulus_bits: int = 64
+    modulus_bits: int | None = None
     phase_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
@@ -76,17 +84,18 @@ class SecAggConfig:
                 received=repr(self.clip_bound),
                 fix="e.g. SecAggConfig(clip_bound=1e4)",
             )
-        if not MIN_MODULUS_BITS <= self.modulus_bits <= MAX_MODULUS_BITS:
+        if self.modulus_bits is not None and not MIN_MODULUS_BITS <= self.modulus_bits <= MAX_MODULUS_BITS:
             raise ConfigError(
                 "modulus_bits out of range",
                 expected=f"an integer in [{MIN_MODULUS_BITS}, {MAX_MODULUS_BITS}] (the ring is Z / 2**bits)",
                 received=repr(self.modulus_bits),
-                fix="use the default 64 unless you need smaller messages",
+                fix="leave modulus_bits=None: the smallest ring that fits the range is picked per round",
             )
-        if not 0 <= self.precision_bits < self.modulus_bits - 1:
+        widest = MAX_MODULUS_BITS if self.modulus_bits is None else self.modulus_bits
+        if not 0 <= self.precision_bits < widest - 1:
             raise ConfigError(
                 "precision_bits out of range",
-                expected=f"an integer in [0, {self.modulus_bits - 2}]",
+                expected=f"an integer in [0, {widest - 2}]",
                 received=repr(self.precision_bits),
                 fix="e.g. precision_bits=24 (a quantum of 6e-8)",
             )
@@ -138,14 +147,17 @@ class SecAggConfig:
                 received=str(t),
                 fix="lower the threshold or raise neighbours (or use full_graph=True)",
             )
-        room = 2.0 ** (self.modulus_bits - 1)
-        if clients * (self.clip_bound * 2.0**self.precision_bits + 1) >= room:
+        span = clients * (self.clip_bound * 2.0**self.precision_bits + 1)
+        bits = self.modulus_bits
+        if bits is None:
+            bits = MIN_MODULUS_BITS if span < 2.0 ** (MIN_MODULUS_BITS - 1) else MAX_MODULUS_BITS
+        if span >= 2.0 ** (bits - 1):
             raise ConfigError(
                 "the fixed-point range is too wide for this many clients: the sum could wrap around",
-                expected=f"clients * clip_bound * 2**precision_bits < 2**{self.modulus_bits - 1}",
+                expected=f"clients * (clip_bound * 2**precision_bits + 1) < 2**{bits - 1}",
                 received=(
                     f"{clients} clients, clip_bound={self.clip_bound:g}, precision_bits={self.precision_bits}"
                 ),
                 fix="lower clip_bound or precision_bits, or raise modulus_bits (up to 64)",
             )
-        return RoundPlan(clients, k, t, self.modulus_bits, self.precision_bits, self.clip_bound)
+        return RoundPlan(clients, k, t, bits, self.precision_bits, self.clip_bound)

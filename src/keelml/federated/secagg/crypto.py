@@ -1,14 +1,15 @@
-"""Cryptographic primitives: X25519 + HKDF key agreement, ChaCha20-Poly1305, ChaCha20 mask expansion.
+"""Cryptographic primitives: X25519 + HKDF key agreement, ChaCha20-Poly1305, AES-256-CTR mask expansion.
 
-Everything comes from the ``cryptography`` package (OpenSSL); masks are a ChaCha20 keystream keyed by a
-256-bit seed, read as little-endian uint64 words, so expanding 100k coordinates costs well under a
-millisecond.
+Everything comes from the ``cryptography`` package (OpenSSL). Masks are an AES-256-CTR keystream keyed
+by a 256-bit seed (with AES-NI about 15% faster than ChaCha20, and masks dominate a round's work), read
+as little-endian words of the ring's width (uint32 for a 32-bit ring, else uint64): expanding 100k
+coordinates costs about 0.1 ms.
 
 >>> a, b = KeyPair.generate(), KeyPair.generate()
 >>> agree(a.private, b.public, b"round", b"info") == agree(b.private, a.public, b"round", b"info")
 True
->>> expand_mask(bytes(32), 4, 64).dtype
-dtype('uint64')
+>>> expand_mask(bytes(32), 4, 64).dtype, expand_mask(bytes(32), 4, 32).dtype
+(dtype('uint64'), dtype('uint32'))
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keelml.federated.secagg.errors import MessageRejectedError
-from keelml.federated.secagg.fixedpoint import U64, ring_mask
+from keelml.federated.secagg.fixedpoint import Ring, reduce, ring_dtype
 
 KEY_BYTES = 32
+_COUNTER_ZERO = bytes(16)
 NONCE_BYTES = 12
 _RAW = serialization.Encoding.Raw
 _PUBLIC_RAW = serialization.PublicFormat.Raw
@@ -98,34 +100,33 @@ def open_sealed(key: bytes, sealed: bytes, associated: bytes, what: str) -> byte
         ) from exc
 
 
-def expand_mask(seed: bytes, length: int, bits: int) -> U64:
-    """``length`` uniform elements of Z / 2**bits (read-only) from a 256-bit seed: a ChaCha20 keystream.
+def expand_mask(seed: bytes, length: int, bits: int) -> Ring:
+    """``length`` uniform elements of Z / 2**bits from a 256-bit seed: an AES-256-CTR keystream.
 
-    The nonce is fixed at zero: every seed keys exactly one stream, so a nonce never repeats under a key.
+    The initial counter block is zero: every seed keys exactly one stream, so a counter block never
+    repeats under a key (a mask of 2**32 blocks would be 64 GiB).
+    """
+    out = np.zeros(length, dtype=ring_dtype(bits))
+    apply_mask(out, seed)
+    return reduce(out, bits)
+
+
+def apply_mask(acc: Ring, seed: bytes, *, subtract: bool = False) -> None:
+    """``acc += mask`` (or ``-=``) in place, with the wraparound of acc's dtype (uint32 or uint64).
+
+    The mask is ``expand_mask(seed, acc.size, 8 * acc.itemsize)``. The keystream lands in a reused
+    per-thread buffer: a fresh output per mask costs page faults that dominate the cipher on a busy
+    machine. Masks reduced mod 2**bits later give the same sum, since 2**bits divides 2**64.
     """
     if len(seed) != KEY_BYTES:
         raise ValueError(f"mask seeds are {KEY_BYTES} bytes, got {len(seed)}")
-    encryptor = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
-    words = np.frombuffer(encryptor.update(_zeros(8 * length)), dtype=np.uint64)  # read-only view
-    return words & ring_mask(bits) if bits < 64 else words
-
-
-def apply_mask(acc: U64, seed: bytes, *, subtract: bool = False) -> None:
-    """``acc += mask`` (or ``-=``) in place, mod 2**64, for the mask ``expand_mask(seed, acc.size, 64)``.
-
-    The keystream lands in a reused per-thread buffer: a fresh 800 kB output per mask costs page faults
-    that dominate the cipher on a busy machine. Masks reduced mod 2**bits later give the same sum, since
-    2**bits divides 2**64.
-    """
-    if len(seed) != KEY_BYTES:
-        raise ValueError(f"mask seeds are {KEY_BYTES} bytes, got {len(seed)}")
-    size = 8 * acc.size
+    size = acc.nbytes
     scratch = getattr(_local, "scratch", None)
     if scratch is None or len(scratch) < size:
         scratch = _local.scratch = bytearray(size)
-    encryptor = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
+    encryptor = Cipher(algorithms.AES256(seed), modes.CTR(_COUNTER_ZERO)).encryptor()
     encryptor.update_into(_zeros(size), scratch)
-    words = np.frombuffer(scratch, dtype=np.uint64, count=acc.size)
+    words = np.frombuffer(scratch, dtype=acc.dtype.newbyteorder("<"), count=acc.size)
     if subtract:
         np.subtract(acc, words, out=acc)
     else:

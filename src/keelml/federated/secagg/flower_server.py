@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flwr.serverapp import Grid
 
 RECORD = "keelml.secagg"
+FITRES = "fitres"  # the record prefix of Flower's FitRes (flwr.compat.common.recorddict_compat)
 Weighting = Literal["num_examples", "uniform"]
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class KeelSecAggWorkflow:
                     # the fit instructions ride with the masked-input request: clients train in that phase
                     train = phase == Phase.MASKED_INPUT
                     content = compat.fitins_to_recorddict(fitins[nid], True) if train else RecordDict()
-                    content.config_records[RECORD] = ConfigRecord({"msg": data, "weighting": self.weighting})
+                    content[RECORD] = ConfigRecord({"msg": data, "weighting": self.weighting})
                     messages.append(Message(content, nid, MessageType.TRAIN, group_id=str(server_round)))
                 replies: dict[int, bytes] = {}
                 for reply in grid.send_and_receive(messages, timeout=self.config.phase_timeout_s):
@@ -97,14 +98,14 @@ class KeelSecAggWorkflow:
                     if reply.has_error():
                         failures.append(f"client {nid} in {phase.name}: {reply.error.reason}")
                         continue
-                    carried = reply.content.config_records.get(RECORD)
-                    payload = None if carried is None else carried.get("msg")
+                    carried = reply.content.get(RECORD)  # not .config_records: that view copies every record
+                    payload = carried.get("msg") if isinstance(carried, ConfigRecord) else None
                     if not isinstance(payload, bytes):
                         failures.append(f"client {nid} in {phase.name}: reply without a keelml.secagg record")
                         continue
                     replies[nid] = payload
                     if phase == Phase.MASKED_INPUT:
-                        fitres[nid] = compat.recorddict_to_fitres(reply.content, keep_input=True)
+                        fitres[nid] = _fitres(reply.content)
                 server.collect(replies)
             total = decode(server.unmask(), server.plan)
         except ThresholdNotMetError as err:
@@ -139,6 +140,24 @@ class KeelSecAggWorkflow:
         )
         for line in failures:
             log.warning("round %s: %s", server_round, line)
+
+
+def _fitres(content: Any) -> Any:
+    """The FitRes of a masked-input reply, without parameters (the client cleared them).
+
+    Read straight from the records ``flwr.compat`` writes (``fitres.status``, ``.num_examples``,
+    ``.metrics``), since ``recorddict_to_fitres`` rebuilds a view of every record per field.
+    """
+    from flwr.common import Code, FitRes, Parameters, Status
+
+    status = content[f"{FITRES}.status"]
+    count = content[f"{FITRES}.num_examples"]["num_examples"]
+    return FitRes(
+        status=Status(code=Code(int(status["code"])), message=str(status["message"])),
+        parameters=Parameters(tensors=[], tensor_type=""),
+        num_examples=int(count),
+        metrics=dict(content[f"{FITRES}.metrics"]),
+    )
 
 
 def _unflatten(

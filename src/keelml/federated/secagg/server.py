@@ -18,7 +18,7 @@ from keelml.federated.secagg import crypto, shamir
 from keelml.federated.secagg.client import pair_seed
 from keelml.federated.secagg.config import RoundPlan, SecAggConfig
 from keelml.federated.secagg.errors import MessageRejectedError, ThresholdNotMetError
-from keelml.federated.secagg.fixedpoint import U64, ring_mask
+from keelml.federated.secagg.fixedpoint import Ring, reduce, ring_dtype
 from keelml.federated.secagg.graph import harary_graph
 from keelml.federated.secagg.wire import SERVER, Message, Phase
 
@@ -39,7 +39,7 @@ class SecAggServer:
         self.sealed: dict[int, dict[int, str]] = {}  # sender -> receiver -> sealed share (hex)
         self.shared: set[int] = set()  # U2: clients whose shares went out
         self.masked: set[int] = set()  # U3: clients whose masked input arrived
-        self.total: U64 | None = None
+        self.total: Ring | None = None
         self.length: int | None = None
         self.b_shares: dict[int, dict[int, bytes]] = {}
         self.sk_shares: dict[int, dict[int, bytes]] = {}
@@ -133,13 +133,13 @@ class SecAggServer:
                 raise ValueError(f"sealed shares for {sorted(sealed)}, expected {sorted(expected)}")
             self.sealed[cid] = sealed
         elif self.phase == Phase.MASKED_INPUT:
-            vector = np.frombuffer(msg.payload, dtype="<u8")
+            vector = np.frombuffer(msg.payload, dtype=ring_dtype(self.plan.modulus_bits).newbyteorder("<"))
             if self.length is None:
                 self.length = vector.size
             if vector.size != self.length or msg.body.get("length") != vector.size:
                 raise ValueError(f"masked vector of length {vector.size}, expected {self.length}")
             if self.total is None:
-                self.total = vector.copy()
+                self.total = vector.astype(ring_dtype(self.plan.modulus_bits))  # a native-order copy
             else:
                 self.total += vector
         else:
@@ -191,7 +191,7 @@ class SecAggServer:
 
     # -- result ---------------------------------------------------------------------------------
 
-    def unmask(self) -> U64:
+    def unmask(self) -> Ring:
         """Remove every mask from the sum of masked inputs; needs the UNMASK replies collected."""
         if self.phase != Phase.UNMASK or self.active or self.total is None or self.length is None:
             raise RuntimeError("unmask() needs a round whose UNMASK replies were collected")
@@ -217,8 +217,7 @@ class SecAggServer:
             for peer in sorted(self.graph[cid] & self.masked):
                 seed = pair_seed(s_sk, self.keys[peer][1], self.round_id, cid, peer)
                 crypto.apply_mask(total, seed, subtract=peer < cid)  # take back out what the peer put in
-        if bits < 64:
-            total &= ring_mask(bits)
+        reduce(total, bits)
         self.server_seconds[Phase.UNMASK] = self.server_seconds.get(Phase.UNMASK, 0.0) + (
             time.perf_counter() - started
         )
