@@ -321,7 +321,8 @@ def report() -> None:
         + ".",
         "",
         "Commands: `.venv/bin/python benchmarks/bench_labeling.py PART` for PART in digits-lr, digits-mlp, "
-        "text, speed, then `... report` (on the shared machine under `nice -n 19`). Dates: "
+        "text, speed, then `... report` (on the shared machine; digits-lr under `nice -n 19`, speed at nice 0 "
+        "with the other jobs at nice 19). Dates: "
         + ", ".join(f"{p} {d['date']}" for p, d in parts.items())
         + ".",
         "",
@@ -365,10 +366,8 @@ def report() -> None:
             "## Selection speed",
             "",
             f"Wall time and this process's CPU time per call; load average (1/5/15 min) at start "
-            f"{sp.get('loadavg_start', '?')}, at end {sp.get('loadavg_end', '?')} (a shared 2-core machine, this run "
-            "at nice 19 beside about 20 busy processes: wall time includes waiting for a core; the run of "
-            "2026-11-27T07:35 on the same machine, less loaded, measured a slowest p90 of 0.199 s wall for "
-            "the 1,000,000-row cases).",
+            f"{sp.get('loadavg_start', '?')}, at end {sp.get('loadavg_end', '?')} (a shared 2-core machine; wall "
+            "time includes any wait for a core, CPU time does not).",
             "",
             "| case | median s | p90 s | CPU median s | CPU p90 s | repeats |",
             "|---|---|---|---|---|---|",
