@@ -104,24 +104,50 @@ def numeric_vs_sketch(
     hist_edges = np.unique(sketch.quantiles(np.linspace(0, 1, 11)[1:-1]))
     hist = _histogram(sketch, cur, hist_edges)
     if test == "ks":
-        items, cdf = sketch.ecdf()
-        points = np.concatenate([items, cur])
-        idx = np.searchsorted(items, points, side="right")
-        f_ref = np.where(idx > 0, cdf[np.maximum(idx - 1, 0)], 0.0)
-        f_cur = np.searchsorted(cur, points, side="right") / n_cur
-        d = float(np.max(np.abs(f_ref - f_cur)))
+        d = _ks_statistic(sketch, cur)
         return SketchTest(d, _ks_p(d, n_ref, n_cur), hist, sketch.rank_error)
     n_bins = 50 if test == "wasserstein" else bins
     edges = np.unique(sketch.quantiles(np.linspace(0, 1, n_bins + 1)[1:-1]))
     ref_counts = _ref_counts(sketch, edges)
-    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1).astype(
-        float
-    )
+    cur_counts = _sorted_counts(cur, edges)
     widths = None
     if test == "wasserstein":
         widths = np.diff(edges) / (sketch.std or 1.0)  # in units of the reference's spread
     stat, p = _bootstrap(test, ref_counts, cur_counts, rng, n_sim, widths)
     return SketchTest(stat, p, hist, sketch.rank_error)
+
+
+def _ks_statistic(sketch: NumericSketch, cur: Array) -> float:
+    """Largest gap between the reference and window ECDFs (``cur`` sorted), both right-continuous.
+
+    The gap is checked at every summary item and at the last copy of each window value: the same points
+    as searching the concatenation of both, but the window's own CDF there is its rank, so only the
+    summary's few thousand items are searched in the window and the window's distinct values in the
+    summary (sorted queries), not the whole concatenation in both.
+    """
+    items, cdf = sketch.ecdf()
+    n_cur = len(cur)
+    last = np.flatnonzero(np.r_[cur[1:] != cur[:-1], True])  # last index of each run of equal values
+    pts = cur[last]
+    idx = np.searchsorted(items, pts, side="right")
+    f_ref_pts = np.where(idx > 0, cdf[np.maximum(idx - 1, 0)], 0.0)
+    gap_cur = np.max(np.abs(f_ref_pts - (last + 1) / n_cur))
+    own = np.searchsorted(items, items, side="right")
+    f_ref_items = np.where(own > 0, cdf[np.maximum(own - 1, 0)], 0.0)
+    f_cur_items = np.searchsorted(cur, items, side="right") / n_cur
+    gap_items = np.max(np.abs(f_ref_items - f_cur_items)) if len(items) else 0.0
+    return float(max(gap_cur, gap_items))
+
+
+def _sorted_counts(cur: Array, edges: Array) -> Array:
+    """Counts of sorted ``cur`` in the bins ``searchsorted(edges, x, side="right")`` puts them in.
+
+    Bin j holds e_{j-1} <= x < e_j, so its count is #(x < e_j) - #(x < e_{j-1}): a search of the few edges
+    in the window instead of the window in the edges.
+    """
+    below = np.searchsorted(cur, edges, side="left")
+    out: Array = np.diff(np.concatenate([[0], below, [len(cur)]])).astype(float)
+    return out
 
 
 def _ref_counts(sketch: NumericSketch, edges: Array) -> Array:
@@ -133,7 +159,7 @@ def _ref_counts(sketch: NumericSketch, edges: Array) -> Array:
 
 def _histogram(sketch: NumericSketch, cur: Array, edges: Array) -> Histogram:
     ref = _ref_counts(sketch, edges)
-    cnt = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1).astype(float)
+    cnt = _sorted_counts(cur, edges)
     labels = ["all"]
     if len(edges):
         inner = [f"{a:.4g}..{b:.4g}" for a, b in itertools.pairwise(edges)]
@@ -156,8 +182,14 @@ def categorical_vs_sketch(
     """Test window category labels against counts; also returns the categories new to the reference."""
     import pandas as pd
 
-    counts = pd.Series(np.asarray(values).astype(str)).value_counts()
-    cur_map = dict(zip(counts.index.tolist(), counts.tolist(), strict=True))
+    # count the objects, then their str: the same counts as counting str(value) (1 and "1" pool), without
+    # a str copy of every value (and pandas' conversion of it to an Arrow string column)
+    counts = pd.Series(np.asarray(values, dtype=object), dtype=object).value_counts(sort=False)
+    cur_map: dict[str, int] = {}
+    for value, n in zip(counts.index.tolist(), counts.tolist(), strict=True):
+        key = str(value)
+        cur_map[key] = cur_map.get(key, 0) + int(n)
+    cur_map = dict(sorted(cur_map.items(), key=lambda kv: -kv[1]))  # most frequent first, as before
     names = list(dict.fromkeys([*sketch.counts, *cur_map]))
     ref = np.array([sketch.counts.get(c, 0) for c in names], dtype=float)
     cur = np.array([cur_map.get(c, 0) for c in names], dtype=float)
