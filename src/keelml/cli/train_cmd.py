@@ -45,6 +45,18 @@ def _dp_flags(
     return {"dp_epsilon": epsilon, "dp_delta": delta, "dp_noise_multiplier": noise, "dp_max_grad_norm": clip}
 
 
+def _range(value: str | None) -> tuple[float, ...] | None:
+    """``--input-range LOW,HIGH`` as numbers (TabularConfig checks low < high)."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError as exc:
+        raise InvalidInputError(
+            "--input-range must be LOW,HIGH", received=value, fix="pass e.g. --input-range 0,16"
+        ) from exc
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -64,6 +76,12 @@ def tabular(
     class_weight: str | None = typer.Option(
         None, "--class-weight", help="none (default) or balanced: weight the loss by inverse class frequency."
     ),
+    activation: str | None = typer.Option(
+        None, "--activation", help="relu (default) or tanh (bounded; trains better under DP-SGD)."
+    ),
+    input_range: str | None = typer.Option(
+        None, "--input-range", help="LOW,HIGH: the numeric columns' known range, scaled to [-1, 1]."
+    ),
     slice_opts: list[str] = typer.Option([], "--slice", help="Extra slice NAME=PREDICATE (also [slices])."),
     no_register: bool = typer.Option(False, "--no-register", help="Track the run but do not register."),
     dp_epsilon: float | None = DP_EPSILON,
@@ -74,7 +92,8 @@ def tabular(
 ) -> None:
     """Train a tabular classifier; evaluate overall and per slice; track and register it."""
     raw = _read_config(config_file) if config_file else {}
-    flags = {"model": model, "label": label, "epochs": epochs, "seed": seed, "class_weight": class_weight}
+    flags: dict[str, Any] = {"model": model, "label": label, "epochs": epochs, "seed": seed}
+    flags |= {"class_weight": class_weight, "activation": activation, "input_range": _range(input_range)}
     flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
     _train(ctx, raw, flags, TabularConfig, data, name, config_file, slice_opts, no_register, as_json)
 

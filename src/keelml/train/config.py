@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 from keelml.core.errors import ConfigError, InvalidInputError
 
 TabularModel = Literal["mlp", "logreg"]
+Activation = Literal["relu", "tanh"]
 ClassWeight = Literal["none", "balanced"]
 DpClipping = Literal["ghost", "hooks"]
 
@@ -123,6 +124,13 @@ class TabularConfig:
     features: tuple[str, ...] | None = None
     # "balanced" weights the loss by n / (k * count of the class) on the training part (rare classes)
     class_weight: ClassWeight = "none"
+    # hidden-layer activation; "tanh" (bounded) trains better than "relu" under DP-SGD's noise
+    # (Papernot et al. 2021, tempered sigmoids)
+    activation: Activation = "relu"
+    # the known range [low, high] of every numeric column: scaled to [-1, 1] with these fixed numbers
+    # (missing values: the midpoint) instead of the training rows' mean / std / median, so scaling
+    # reads no statistic of the data (a private run then releases nothing through preprocessing)
+    input_range: tuple[float, float] | None = None
     # differential privacy (DP-SGD with Opacus; docs/privacy.md): off unless dp_epsilon or
     # dp_noise_multiplier is set
     dp_epsilon: float | None = None
@@ -131,9 +139,37 @@ class TabularConfig:
     dp_max_grad_norm: float = 1.0
     dp_clipping: DpClipping = "ghost"
     dp_physical_batch: int | None = None
+    # keep an exponential moving average of the weights over DP-SGD steps (decay per step, e.g. 0.9)
+    # and return it: post-processing of the private iterates, so it costs no privacy
+    dp_ema: float | None = None
 
     def __post_init__(self) -> None:
         _check_dp(self)
+        if self.dp_ema is not None and not (isinstance(self.dp_ema, int | float) and 0 < self.dp_ema < 1):
+            raise InvalidInputError(
+                "dp_ema must be a decay in (0, 1)",
+                expected="the weight kept per step of the moving average, e.g. 0.9",
+                received=repr(self.dp_ema),
+                fix="set dp_ema = 0.9, or leave it out for the last weights",
+            )
+        if self.activation not in get_args(Activation):
+            raise InvalidInputError(
+                f"unknown activation {self.activation!r}",
+                expected=" or ".join(get_args(Activation)),
+                received=repr(self.activation),
+                fix="use --activation tanh (DP-friendly) or leave the default relu",
+            )
+        if self.input_range is not None and not (
+            len(self.input_range) == 2
+            and all(isinstance(v, int | float) and abs(v) < float("inf") for v in self.input_range)
+            and self.input_range[0] < self.input_range[1]
+        ):
+            raise InvalidInputError(
+                "input_range must be [low, high] with low < high",
+                expected="the known range of the numeric columns, e.g. [0, 16] for 4-bit pixels",
+                received=repr(self.input_range),
+                fix="set input_range = [0, 16], or leave it out to standardise with training statistics",
+            )
         if self.class_weight not in get_args(ClassWeight):
             raise InvalidInputError(
                 f"unknown class weighting {self.class_weight!r}",
@@ -178,6 +214,11 @@ class TabularConfig:
         out["features"] = None if self.features is None else list(self.features)
         if self.class_weight == "none":
             del out["class_weight"]  # unweighted configs digest exactly as before the option existed
+        for key, default in (("activation", "relu"), ("input_range", None), ("dp_ema", None)):
+            if out[key] == default:
+                del out[key]  # so do configs that leave these options at their defaults
+        if self.input_range is not None:
+            out["input_range"] = list(self.input_range)
         return _without_dp_when_off(out)
 
     @classmethod
@@ -185,7 +226,7 @@ class TabularConfig:
         """Build from a TOML/JSON table; unknown keys are an error that names the known ones."""
         _refuse_unknown_keys(raw, {f.name for f in fields(cls)}, source)
         values = dict(raw)
-        for key in ("hidden", "features"):
+        for key in ("hidden", "features", "input_range"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         try:

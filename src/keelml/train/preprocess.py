@@ -13,6 +13,13 @@ one-hot over the most frequent training categories, with one extra column for an
 [-1.41, 1.0, 0.0]
 >>> Preprocessor.from_json(pre.to_json()) == pre
 True
+
+With ``fixed_range`` (the columns' known range), numeric columns are scaled to [-1, 1] by those fixed
+numbers, missing values become the midpoint, and no statistic of the rows is read:
+
+>>> fixed = Preprocessor.fit(df, max_categories=1, fixed_range=(0.0, 4.0))
+>>> [round(float(v), 2) for v in fixed.transform(df)[:, 0]]
+[-0.5, 0.0, 0.5, 0.0]
 """
 
 from __future__ import annotations
@@ -49,7 +56,13 @@ class Preprocessor:
     categorical: tuple[CategoricalColumn, ...]
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, *, max_categories: int = 20) -> Preprocessor:
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        max_categories: int = 20,
+        fixed_range: tuple[float, float] | None = None,
+    ) -> Preprocessor:
         if frame.shape[1] == 0:
             raise InvalidInputError(
                 "no feature columns to train on",
@@ -61,7 +74,10 @@ class Preprocessor:
         categorical: list[CategoricalColumn] = []
         for name in frame.columns:
             col = frame[name]
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) and fixed_range:
+                mid, half = (fixed_range[0] + fixed_range[1]) / 2, (fixed_range[1] - fixed_range[0]) / 2
+                numeric.append(NumericColumn(str(name), mid, mid, half))  # same format, data-independent
+            elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 values = col.astype("float64")
                 median = float(values.median()) if values.notna().any() else 0.0
                 filled = values.fillna(median)

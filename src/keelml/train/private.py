@@ -9,6 +9,8 @@ Clipping modes: ``ghost`` (Opacus fast gradient clipping: per-sample gradient no
 materialising per-sample gradients; the memory-efficient mode) and ``hooks`` (Opacus' default
 per-sample gradients). Logical (Poisson) batches larger than ``dp_physical_batch`` are split into
 virtual steps by Opacus' BatchMemoryManager, which changes memory, not the privacy accounting.
+With ``ema`` the run returns an exponential moving average of the weights over the noisy steps instead
+of the last weights: a function of the released iterates (post-processing), so it costs no privacy.
 """
 
 from __future__ import annotations
@@ -152,11 +154,13 @@ def dp_fit(
     learning_rate: float,
     weight_decay: float = 0.0,
     seed: int,
+    ema: float | None = None,
     progress: Progress | None = None,
     logger: RunLogger | None = None,
     name: str = "private training",
 ) -> FitHistory:
-    """Train ``module`` in place with DP-SGD for ``report.epochs`` epochs (last weights kept)."""
+    """Train ``module`` in place with DP-SGD for ``report.epochs`` epochs (last weights kept, or their
+    moving average with decay ``ema`` per noisy step)."""
     import torch
     from opacus import PrivacyEngine  # type: ignore[import-untyped]
     from opacus.utils.batch_memory_manager import BatchMemoryManager  # type: ignore[import-untyped]
@@ -192,6 +196,7 @@ def dp_fit(
     else:
         private, dp_optimizer, dp_loader = made
     records: list[EpochRecord] = []
+    average = None if ema is None else [p.detach().clone() for p in trainable]
     progress.stage(name, total=report.epochs)
     with warnings.catch_warnings():
         # frozen inputs make torch note that its full backward hook sees only module outputs: expected
@@ -212,6 +217,8 @@ def dp_fit(
                         loss = criterion(data.logits(private, tuple(batch)), data.targets(tuple(batch)))
                         loss.backward()
                         dp_optimizer.step()
+                        if average is not None and not getattr(dp_optimizer, "_is_last_step_skipped", False):
+                            _update_average(average, trainable, ema)  # after a real (noisy) step only
                         total += float(loss.detach()) * len(batch[0])
                         count += len(batch[0])
                 private.eval()
@@ -224,8 +231,20 @@ def dp_fit(
                     progress.note(f"epoch {epoch}: loss {record.train_loss:.4f}, val {record.val_loss:.4f}")
         finally:
             _detach(private, module)
+    if average is not None:
+        with torch.no_grad():
+            for p, a in zip(trainable, average, strict=True):
+                p.copy_(a)
     module.eval()
     return FitHistory(tuple(records), len(records), stopped_early=False)
+
+
+def _update_average(average: list[Any], params: list[Any], decay: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        for a, p in zip(average, params, strict=True):
+            a.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
 
 def _detach(private: Any, module: Any) -> None:
@@ -269,6 +288,6 @@ def run_private(
     history = dp_fit(
         module, data, val_loss, report, batch_size=config.batch_size, physical_batch=config.dp_physical_batch,
         learning_rate=config.learning_rate, weight_decay=getattr(config, "weight_decay", 0.0),
-        seed=config.seed, progress=progress, logger=logger, name=name,
+        seed=config.seed, ema=getattr(config, "dp_ema", None), progress=progress, logger=logger, name=name,
     )  # fmt: skip
     return report, history

@@ -47,8 +47,9 @@ def _build(n_in: int, n_out: int, config: TabularConfig) -> Any:
         return nn.Linear(n_in, n_out)
     layers: list[Any] = []
     width = n_in
+    activation = nn.Tanh if config.activation == "tanh" else nn.ReLU
     for size in config.hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
+        layers += [nn.Linear(width, size), activation()]
         width = size
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
@@ -251,7 +252,9 @@ def train_tabular(
         )
     frame = table.select(list(features)).to_pandas()
     seed_everything(config.seed)
-    pre = Preprocessor.fit(frame.iloc[parts["train"]], max_categories=config.max_categories)
+    pre = Preprocessor.fit(
+        frame.iloc[parts["train"]], max_categories=config.max_categories, fixed_range=config.input_range
+    )
     x_all = torch.from_numpy(pre.transform(frame))
     y_all = torch.from_numpy(y)
     module = _build(x_all.shape[1], len(classes), config)
