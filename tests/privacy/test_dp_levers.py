@@ -72,8 +72,8 @@ def test_update_average_is_an_exponential_moving_average() -> None:
 def test_private_tanh_fixed_range_ema_run_trains_and_reloads() -> None:
     import torch
 
-    table = loans(300)
-    base = {"dp_noise_multiplier": 1.0, "activation": "tanh", "input_range": (-4.0, 4.0), **FAST}
+    table = loans(200)
+    base = {"dp_noise_multiplier": 1.0, "activation": "tanh", "input_range": (-4.0, 4.0), **FAST, "epochs": 1}
     configs = {ema: TabularConfig(dp_ema=ema, **base) for ema in (None, 0.5)}  # type: ignore[arg-type]
     runs = {
         ema: train_tabular(table, c, label="label", exclude=["id"], private=PrivateTraining(privacy))
@@ -92,6 +92,7 @@ def test_private_tanh_fixed_range_ema_run_trains_and_reloads() -> None:
     assert runs[0.5].evaluation.overall.accuracy is not None
 
 
+@pytest.mark.slow  # a workspace, a training run and the registry through the CLI
 def test_cli_flags_reach_the_config(tmp_path: Path, keel: Callable[..., Result]) -> None:
     import pyarrow.parquet as pq
 
