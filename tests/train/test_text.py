@@ -9,7 +9,7 @@ import pytest
 
 from keelml.core.errors import ConfigError, InvalidInputError
 from keelml.data.slices import Slice
-from keelml.train.config import TextConfig
+from keelml.train.config import DEFAULT_LEARNING_RATE, TextConfig
 from keelml.train.peft_adapters import BaseModelUnavailableError, base_model_path
 from keelml.train.text import TextClassifier, train_text
 
@@ -103,3 +103,17 @@ def test_minilm_lora_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     result = train_text(reviews(60), cfg, label="score")
     assert result.trainable_parameters / result.total_parameters < 0.01
     assert result.evaluation.overall.accuracy >= 0.75
+
+
+def test_each_method_gets_its_own_default_learning_rate() -> None:
+    """Full fine-tuning at an adapter's rate (or the reverse) diverges or does not learn: the default
+    follows the method, an explicit rate wins, and the resolved rate is what the config records."""
+    rates = {m: TextConfig(peft=m).rate for m in ("lora", "ia3", "full")}
+    assert rates == DEFAULT_LEARNING_RATE
+    assert rates["full"] < 1e-3 < rates["lora"] <= rates["ia3"]
+    assert TextConfig(peft="full", learning_rate=1e-4).learning_rate == 1e-4
+    stored = TextConfig(peft="ia3").to_json()
+    assert stored["learning_rate"] == DEFAULT_LEARNING_RATE["ia3"]
+    assert TextConfig.from_mapping(stored) == TextConfig(peft="ia3")
+    with pytest.raises(InvalidInputError, match="learning_rate must be > 0"):
+        TextConfig(peft="full", learning_rate=0.0)

@@ -258,9 +258,9 @@ def train_text(
     val = [encoded(parts["validation"][i : i + 64]) for i in range(0, len(parts["validation"]), 64)]
     head = list(model.module.head.parameters())
     body = [p for p in model.module.encoder.parameters() if p.requires_grad]
-    head_lr = config.head_learning_rate or max(config.learning_rate, 1e-3)
+    head_lr = config.head_learning_rate or max(config.rate, 1e-3)
     groups: list[dict[str, Any]] = [{"params": body}, {"params": head, "lr": head_lr}]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(groups, lr=config.rate)
     per_epoch = -(-len(train_idx) // config.batch_size)
     schedule = _warmup_linear(optimizer, per_epoch * config.epochs, config.warmup_fraction)
     privacy = None
