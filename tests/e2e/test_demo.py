@@ -45,6 +45,10 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
     # production traffic was logged, the shift found, an alert fired
     assert "window 1: 600 rows checked, 0 alarms" in text
     assert "data_drift:balance" in text
+    # the monitor baseline hangs off the served version in the lineage graph
+    served = ws.models.show("credit-default@production").ref.node_id
+    downstream = {n.id for n in ws.catalog.lineage.graph(served, "downstream").nodes}
+    assert any(node.startswith("monitor:credit-default@") for node in downstream)
     alerts = ws.monitor.alerts("credit-default")
     assert [a.rule for a in alerts] == ["feature-drift"]
     html = (demo_dir / "demo-report.html").read_text()

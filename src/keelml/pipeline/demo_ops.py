@@ -57,7 +57,8 @@ def serve_and_monitor(d: Demo) -> None:
         for column, factor in SHIFT.items():
             row[column] = float(row[column]) * factor
     ws = d.ws
-    profile = ws.monitor.profile("credit-default")
+    # the baseline hangs off the version that serves, so lineage reads data -> model -> monitor
+    profile = ws.monitor.profile("credit-default", model_version=ws.models.show(SERVED).ref)
     d.say(
         f"reference profile of credit-default from {profile.source}: {profile.rows:,} rows "
         "(mergeable sketches, stored in the catalog)"
