@@ -21,7 +21,7 @@ import base64
 import io
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -401,14 +401,7 @@ def build_profile(
         frame.take(np.arange(start, min(start + partition_rows, len(frame))))
         for start in range(0, len(frame), partition_rows)
     )
-    missing = [c for c in text_columns if c not in frame.features.columns]
-    if missing:
-        raise ColumnNotFoundError(
-            f"text columns {missing} are not features of the reference",
-            expected="columns of the reference holding free text",
-            received=", ".join(map(str, frame.features.columns[:20])),
-            fix="correct text_columns in [monitor.<model>] (and features, if it lists the inputs)",
-        )
+    _require_text_columns(text_columns, list(frame.features.columns), "features, if it lists the inputs")
     return profile_partitions(
         parts,
         categorical=categorical,
@@ -457,15 +450,19 @@ def _with_embeddings(profile: Profile, text_columns: tuple[str, ...], size: int)
         return profile
     from keelml.monitor.text import reference_embeddings
 
-    missing = [c for c in text_columns if c not in profile.sample.columns]
-    if missing:
-        raise ColumnNotFoundError(
-            f"text columns {missing} are not in the reference",
-            expected="columns of the reference holding free text",
-            received=", ".join(map(str, profile.sample.columns[:20])),
-            fix="correct text_columns in [monitor.<model>]",
-        )
+    _require_text_columns(text_columns, list(profile.sample.columns), None)
     priority = profile.sample[PRIORITY].to_numpy(dtype=float)
     profile.embeddings = reference_embeddings(profile.sample, priority, text_columns, size)
     profile.details = {**profile.details, "text_columns": list(text_columns), "text_sample": size}
     return profile
+
+
+def _require_text_columns(text_columns: Sequence[str], available: list[Any], also: str | None) -> None:
+    missing = [c for c in text_columns if c not in available]
+    if missing:
+        raise ColumnNotFoundError(
+            f"text columns {missing} are not columns of the reference",
+            expected="columns of the reference holding free text",
+            received=", ".join(map(str, available[:20])),
+            fix="correct text_columns in [monitor.<model>]" + (f" (and {also})" if also else ""),
+        )
