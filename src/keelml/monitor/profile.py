@@ -332,7 +332,7 @@ def profile_parquet(
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
-    names = list(columns) or list(pf.schema_arrow.names)
+    names = list(dict.fromkeys(columns)) or list(pf.schema_arrow.names)
     unknown = [n for n in names if n not in pf.schema_arrow.names]
     if unknown:
         raise ColumnNotFoundError(
@@ -349,7 +349,7 @@ def profile_parquet(
             rows = pf.metadata.row_group(i).num_rows
             if rows == 0:
                 continue
-            cols = ((n, pf.read_row_group(i, columns=[n], use_threads=False).column(0)) for n in names)
+            cols = _column_chunks(pf, i, names)
             rng = np.random.default_rng([seed, i])
             yield _profile_columns(cols, rows, cats, sample_size, rng, k, text)
 
@@ -466,3 +466,11 @@ def _require_text_columns(text_columns: Sequence[str], available: list[Any], als
             received=", ".join(map(str, available[:20])),
             fix="correct text_columns in [monitor.<model>]" + (f" (and {also})" if also else ""),
         )
+
+
+def _column_chunks(pf: Any, group: int, names: list[str], per_read: int = 8) -> Iterable[tuple[str, Any]]:
+    """The row group's columns, decoded a few at a time: parallel decoding, bounded memory."""
+    for start in range(0, len(names), per_read):
+        batch = names[start : start + per_read]
+        table = pf.read_row_group(group, columns=batch, use_threads=True)
+        yield from ((n, table.column(n)) for n in batch)
