@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,16 @@ def test_fusion_failure_falls_back_to_the_unfused_graph(
     result = fuse(tiny.export_source())
     assert not result.report.applied and result.graph is None
     assert "optimizer exploded" in result.report.reason
+
+
+def test_missing_optimizer_falls_back_with_the_reason(
+    tiny: TextClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an onnxruntime build without its transformers package: None in sys.modules makes the import fail
+    monkeypatch.setitem(sys.modules, "onnxruntime.transformers.optimizer", None)
+    result = fuse(tiny.export_source())
+    assert not result.report.applied and result.graph is None
+    assert "onnxruntime.transformers is not available" in result.report.reason
 
 
 def test_fusion_that_fuses_no_attention_is_not_used(

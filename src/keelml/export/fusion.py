@@ -83,7 +83,7 @@ def fuse(source: ExportSourceLike, *, atol: float = 1e-4) -> Fusion:
         return _skip(f"not a transformer encoder ({source.task} model)")
     try:
         import onnxruntime.transformers.optimizer  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - onnxruntime ships the optimizer
+    except ImportError as exc:  # builds of onnxruntime without its transformers tools
         return _skip(f"onnxruntime.transformers is not available ({exc})")
     module = copy.deepcopy(source.module).eval()
     encoder = _encoder(module)

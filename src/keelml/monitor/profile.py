@@ -325,9 +325,9 @@ def profile_parquet(
     text_columns: tuple[str, ...] = (),
     text_sample: int = 500,
 ) -> Profile:
-    """Profile a Parquet file one row group and one column at a time (only ``columns``, if given).
+    """Profile a Parquet file one row group and a few columns at a time (only ``columns``, if given).
 
-    The peak memory is one decoded column chunk plus the sketches, whatever the file's size.
+    The peak memory is a few decoded column chunks plus the sketches, whatever the file's size.
     """
     import pyarrow.parquet as pq
 
