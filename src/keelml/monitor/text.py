@@ -14,6 +14,7 @@ recipe for this model: mean of the last hidden states over real tokens, then uni
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,7 @@ Checked = tuple[list[CheckResult], list[str]]
 MAX_TOKENS = 128  # reviews and tweets fit; longer texts are cut (the model was trained on 128)
 BATCH = 64
 ENCODER = "all-MiniLM-L6-v2"
+VIEW_POINTS = 100  # embeddings per side kept (as 2-d points) in each result for the report
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +95,7 @@ def text_drift(profile: Any, window: Frame, spec: MonitorSpec, seed: int) -> Che
     results: list[CheckResult] = []
     findings: list[str] = []
     tested: list[tuple[str, float, float, int, int]] = []  # column, statistic, raw p, n_ref, n_cur
+    views: dict[str, dict[str, Any]] = {}  # column -> text_view(...) for the report
     rng = np.random.default_rng(seed)
     test = spec.text_test
     for col in spec.text_columns:
@@ -138,6 +141,7 @@ def text_drift(profile: Any, window: Frame, spec: MonitorSpec, seed: int) -> Che
             findings.append(note)
             continue
         tested.append((col, r.statistic, r.p_value, r.n_reference, r.n_current))
+        views[col] = text_view(np.asarray(ref[1], dtype=float), cur.astype(float), seed)
         if missing:
             findings.append(f"text column {col!r}: {missing} missing texts in the window were not embedded")
     adjusted = adjust(np.array([t[2] for t in tested]), spec.correction) if tested else np.zeros(0)
@@ -159,7 +163,15 @@ def text_drift(profile: Any, window: Frame, spec: MonitorSpec, seed: int) -> Che
                 stat,
                 float(p_adj),
                 alarm,
-                {"test": test, "raw_p_value": p, "reference": n_ref, "rows": n_cur, "encoder": ENCODER},
+                {
+                    "test": test,
+                    "raw_p_value": p,
+                    "reference": n_ref,
+                    "rows": n_cur,
+                    "encoder": ENCODER,
+                    "alpha": spec.window_alpha,
+                    "view": views[col],
+                },
             )
         )
     status = "drift" if drifted else ("no_drift" if len(tested) == len(spec.text_columns) else "undetermined")
@@ -174,6 +186,60 @@ def text_drift(profile: Any, window: Frame, spec: MonitorSpec, seed: int) -> Che
         )
     )
     return results, findings
+
+
+def text_view(reference: Array, current: Array, seed: int, points: int = VIEW_POINTS) -> dict[str, Any]:
+    """A compact picture of reference vs window embeddings, small enough to store with each result.
+
+    - ``projection``: up to ``points`` rows of each side on the reference's first two principal axes
+      (fit on the reference only, so windows of one profile share the axes), and the share of the
+      reference's variance each axis explains;
+    - ``similarity``: cosine similarity of every embedding to the reference centroid, as the shares of
+      each side in bins cut at the reference's deciles (a window off the reference's topic sits low).
+
+    >>> rng = np.random.default_rng(0)
+    >>> v = text_view(rng.normal(size=(50, 8)), rng.normal(size=(30, 8)) + 2.0, seed=0, points=10)
+    >>> len(v["projection"]["reference"]), len(v["projection"]["current"]), len(v["similarity"]["labels"])
+    (10, 10, 10)
+    """
+    centre = reference.mean(axis=0)
+    _, s, vt = np.linalg.svd(reference - centre, full_matrices=False)
+    axes = np.zeros((2, reference.shape[1]))
+    axes[: min(2, len(vt))] = vt[:2]
+    var = s**2
+    explained = [float(x) for x in (var[:2] / var.sum() if var.sum() > 0 else np.zeros(min(2, len(var))))]
+    rng = np.random.default_rng(seed)
+
+    def project(rows: Array) -> list[list[float]]:
+        keep = np.sort(rng.choice(len(rows), min(len(rows), points), replace=False))
+        out: list[list[float]] = ((rows[keep] - centre) @ axes.T).round(4).tolist()
+        return out
+
+    unit = centre / (np.linalg.norm(centre) or 1.0)
+
+    def similarity(rows: Array) -> Array:
+        norms = np.linalg.norm(rows, axis=1)
+        out: Array = (rows @ unit) / np.where(norms > 0, norms, 1.0)
+        return out
+
+    sim_ref, sim_cur = similarity(reference), similarity(current)
+    edges = np.unique(np.quantile(sim_ref, np.linspace(0, 1, 11)[1:-1]))
+    ref_counts = np.bincount(np.searchsorted(edges, sim_ref, side="right"), minlength=len(edges) + 1)
+    cur_counts = np.bincount(np.searchsorted(edges, sim_cur, side="right"), minlength=len(edges) + 1)
+    b = [f"{e:.3f}" for e in edges]
+    labels = [f"< {b[0]}", *(f"{x}..{y}" for x, y in itertools.pairwise(b)), f">= {b[-1]}"] if b else ["all"]
+    return {
+        "projection": {
+            "reference": project(reference),
+            "current": project(current),
+            "explained": explained,
+        },
+        "similarity": {
+            "labels": labels,
+            "reference": (ref_counts / len(sim_ref)).round(5).tolist(),
+            "current": (cur_counts / max(len(sim_cur), 1)).round(5).tolist(),
+        },
+    }
 
 
 def reference_embeddings(
