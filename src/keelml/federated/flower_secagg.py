@@ -190,7 +190,9 @@ def serve_secagg_rounds(
 
         weighting: Literal["uniform", "num_examples"] = "uniform" if config.client_dp else "num_examples"
         fit_workflow: Any = KeelSecAggWorkflow(
-            SecAggConfig(phase_timeout_s=config.round_timeout), weighting=weighting
+            # weight (up to MAX_WEIGHT) * unclipped update has no declared bound: the wide 64-bit range
+            SecAggConfig(clip_bound=2.0**20, precision_bits=24, phase_timeout_s=config.round_timeout),
+            weighting=weighting,
         )
     else:
         fit_workflow = SecAggPlusWorkflow(

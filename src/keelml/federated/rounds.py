@@ -86,7 +86,9 @@ def keelml_secure_sum(config: FederatedConfig) -> SecureSum:
         ) from exc
 
     def run(vectors: Sequence[Vector], vanished: Collection[int]) -> Vector:
-        result: Any = secure_sum(list(vectors), SecAggConfig(), dropped_before_masking=vanished)
+        # unclipped updates have no declared bound: the wide range (64-bit ring), not the default +-1024
+        wide = SecAggConfig(clip_bound=2.0**20, precision_bits=24)
+        result: Any = secure_sum(list(vectors), wide, dropped_before_masking=vanished)
         return np.asarray(result.total, dtype=np.float64)
 
     return run

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from keelml.federated.secagg import SecAggClient, SecAggConfig, run_round
-from keelml.federated.secagg.fixedpoint import encode
+from keelml.federated.secagg.fixedpoint import encode, ring_dtype
 from keelml.federated.secagg.wire import Message, Phase
 
 from .conftest import vectors
 
 
-def test_server_never_sees_an_update_or_a_secret() -> None:
+@pytest.mark.parametrize(
+    ("ring", "range_kw"),
+    [(32, {}), (64, {"clip_bound": 2.0**20, "precision_bits": 24})],  # the default range, the wide one
+)
+def test_server_never_sees_an_update_or_a_secret(ring: int, range_kw: dict[str, float]) -> None:
     n, d = 12, 4000
     updates = vectors(n, d, seed=7)
-    config = SecAggConfig(neighbours=6, threshold=3)
+    config = SecAggConfig(neighbours=6, threshold=3, **range_kw)  # type: ignore[arg-type]
+    assert config.plan(n).modulus_bits == ring
     clients = {c: SecAggClient(c) for c in range(n)}
     received: list[tuple[Phase, int, bytes]] = []
     secrets: dict[int, dict[str, bytes]] = {}
@@ -43,11 +49,12 @@ def test_server_never_sees_an_update_or_a_secret() -> None:
         msg = Message.from_bytes(data)
         assert msg.sender == cid
         if phase == Phase.MASKED_INPUT:
-            masked = np.frombuffer(msg.payload, dtype="<u8")
+            masked = np.frombuffer(msg.payload, dtype=ring_dtype(ring).newbyteorder("<"))
             x = inputs[cid]
             assert masked.size == d and np.mean(masked == x) < 0.01
             # masked values are uniform in the ring: no linear trace of the input is left
-            corr = np.corrcoef(masked.astype(np.float64), x.view(np.int64).astype(np.float64))[0, 1]
+            signed = x.view(np.int32 if ring == 32 else np.int64)
+            corr = np.corrcoef(masked.astype(np.float64), signed.astype(np.float64))[0, 1]
             assert abs(corr) < 0.1
             for other in inputs.values():
                 assert not np.array_equal(masked, other)

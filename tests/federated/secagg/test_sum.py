@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keelml.federated.secagg import SecAggConfig, ThresholdNotMetError, secure_sum
+from keelml.federated.secagg import SecAggConfig, ThresholdNotMetError, UpdateOutOfRangeError, secure_sum
 
 from .conftest import vectors
 
@@ -35,8 +35,9 @@ def rounds(draw: st.DrawFn) -> tuple[int, int, SecAggConfig, float, frozenset[in
     clients = draw(st.permutations(range(n)))
     dropped_after = frozenset(clients[:after])
     dropped_before = frozenset(clients[after : after + before])
-    precision = draw(st.sampled_from([16, 24, 32]))
-    config = SecAggConfig(threshold=threshold, precision_bits=precision, clip_bound=100.0, **config_kw)  # type: ignore[arg-type]
+    precision = draw(st.sampled_from([None, 16, 24, 32]))  # None: the default, as many bits as fit
+    bound = draw(st.sampled_from([100.0, 1024.0]))  # 1024: the default range
+    config = SecAggConfig(threshold=threshold, precision_bits=precision, clip_bound=bound, **config_kw)  # type: ignore[arg-type]
     seed = draw(st.integers(0, 2**16))
     return n, d, config, seed, dropped_after, dropped_before
 
@@ -55,7 +56,7 @@ def test_secure_sum_matches_plain_sum(
     assert result.dropped == tuple(sorted(before))
     assert result.unmasked_via_shares == tuple(sorted(after))
     assert np.abs(result.total - exact).max() <= result.error_bound
-    assert result.error_bound <= len(kept) * 0.5 / 2**config.precision_bits + 1e-9
+    assert result.error_bound <= len(kept) * 0.5 / 2 ** config.plan(n).precision_bits + 1e-9
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.3])
@@ -108,9 +109,9 @@ def test_the_ring_is_the_smallest_that_holds_the_declared_range() -> None:
     narrow = SecAggConfig(clip_bound=64.0, precision_bits=16)
     assert narrow.plan(200).modulus_bits == 32
     assert narrow.plan(600).modulus_bits == 64  # 600 * 64 * 2**16 no longer fits below 2**31
-    assert SecAggConfig().plan(5).modulus_bits == 64
+    assert SecAggConfig(clip_bound=2.0**20, precision_bits=24).plan(5).modulus_bits == 64
     with pytest.raises(ConfigError, match="wrap around"):
-        SecAggConfig(modulus_bits=32).plan(5)
+        SecAggConfig(modulus_bits=32, precision_bits=24).plan(5)
     updates = vectors(7, 33, seed=4, scale=10.0)
     payloads: list[int] = []
 
@@ -122,6 +123,36 @@ def test_the_ring_is_the_smallest_that_holds_the_declared_range() -> None:
     exact = np.sum([u for i, u in enumerate(updates) if i != 5], axis=0)
     assert np.abs(result.total - exact).max() <= result.error_bound
     assert payloads == [4 * 33] * 6  # uint32 words: half the bytes of the 64-bit ring
+
+
+def test_default_range_takes_the_32_bit_ring_with_the_most_precision_that_fits() -> None:
+    from keelml.core.errors import ConfigError
+    from keelml.federated.secagg.config import MAX_AUTO_PRECISION, MIN_AUTO_PRECISION
+
+    default = SecAggConfig()
+    assert default.clip_bound == 1024.0 and default.precision_bits is None
+    got = {n: (p.modulus_bits, p.precision_bits) for n in (3, 50, 200, 511, 512) for p in [default.plan(n)]}
+    assert got == {3: (32, 19), 50: (32, 15), 200: (32, 13), 511: (32, 12), 512: (64, 24)}
+    for n in range(3, 1100, 7):  # never wraps; never leaves a usable fractional bit unused
+        plan = default.plan(n)
+        span = n * (plan.clip_bound * 2**plan.precision_bits + 1)
+        assert span < 2 ** (plan.modulus_bits - 1)
+        if plan.modulus_bits == 32 and plan.precision_bits < MAX_AUTO_PRECISION:
+            assert n * (plan.clip_bound * 2 ** (plan.precision_bits + 1) + 1) >= 2**31
+        else:
+            assert plan.modulus_bits == 64 or plan.precision_bits == MAX_AUTO_PRECISION
+        assert plan.modulus_bits == 64 or plan.precision_bits >= MIN_AUTO_PRECISION
+    assert SecAggConfig(modulus_bits=64).plan(50).precision_bits == MAX_AUTO_PRECISION
+    with pytest.raises(ConfigError, match="wrap around") as info:
+        SecAggConfig(modulus_bits=32).plan(600)  # 11 bits would fit: fewer than the 12 allowed
+    assert "precision_bits=12" in str(info.value) and "modulus_bits" in info.value.fix
+    # the extremes of the default range (40 clients: 15 fractional bits, the most that fit) do not wrap
+    for sign in (1.0, -1.0):
+        updates = [np.full(3, sign * 1024.0) for _ in range(40)]
+        assert secure_sum(updates, default).total.tolist() == [sign * 40960.0] * 3
+    with pytest.raises(UpdateOutOfRangeError, match="1024") as err:
+        secure_sum([np.array([1.0, 1500.0])] * 3, default)
+    assert "SecAggConfig(clip_bound=2048)" in err.value.fix
 
 
 def test_encode_parts_is_encode_of_the_weighted_concatenation() -> None:

@@ -5,10 +5,10 @@
 (12, 7)
 >>> SecAggConfig(full_graph=True).plan(5).neighbours
 4
->>> SecAggConfig().plan(50).modulus_bits
+>>> [(p.modulus_bits, p.precision_bits) for p in map(SecAggConfig().plan, (50, 200, 1000))]
+[(32, 15), (32, 13), (64, 24)]
+>>> SecAggConfig(clip_bound=2**20, precision_bits=24).plan(50).modulus_bits
 64
->>> SecAggConfig(clip_bound=128, precision_bits=16).plan(200).modulus_bits
-32
 >>> SecAggConfig(clip_bound=-1.0)
 Traceback (most recent call last):
 ...
@@ -27,6 +27,9 @@ from keelml.core.errors import ConfigError
 
 MIN_MODULUS_BITS = 32
 MAX_MODULUS_BITS = 64
+DEFAULT_CLIP_BOUND = 2.0**10
+MIN_AUTO_PRECISION = 12  # the 32-bit ring is picked only while at least this many fractional bits fit
+MAX_AUTO_PRECISION = 24  # a quantum of 6e-8: more precision than float32 updates carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +64,22 @@ class SecAggConfig:
     n - 1; ``full_graph=True`` is classic SecAgg (every pair masks). ``threshold=None`` picks a majority
     of the neighbourhood, floor(k / 2) + 1. Updates are encoded as integers ``round(x * 2**precision_bits)``
     in the ring Z / 2**modulus_bits; any coordinate with |x| > ``clip_bound`` is an error, never clipped.
-    ``modulus_bits=None`` picks the smallest ring the range needs: 32 bits when
-    ``n * (clip_bound * 2**precision_bits + 1) < 2**31`` (half the masking work and half the bytes of
-    64), else 64. The default range (2**20 at 24 fractional bits) needs 64; declare a narrower one to
-    get the 32-bit ring.
+
+    The ring must hold the sum of n encoded updates: ``n * (clip_bound * 2**precision_bits + 1) <
+    2**(modulus_bits - 1)``. With both left at None (the default) the 32-bit ring is used with as many
+    fractional bits as fit, up to 24, while at least 12 fit (the default range +-1024: 15 bits at 50
+    clients, 13 at 200, up to 511 clients); past that the 64-bit ring with 24 bits (twice the masking
+    work and bytes). ``precision_bits=None`` with a fixed ``modulus_bits`` takes the most bits that fit
+    that ring; a fixed ``precision_bits`` with ``modulus_bits=None`` takes the smallest ring that fits.
+    The plan (ring and precision) is fixed by the server per round and sent to every client.
     Each of the four phases waits at most ``phase_timeout_s`` for replies; late clients count as dropped.
     """
 
     neighbours: int | None = None
     full_graph: bool = False
     threshold: int | None = None
-    clip_bound: float = 2.0**20
-    precision_bits: int = 24
+    clip_bound: float = DEFAULT_CLIP_BOUND
+    precision_bits: int | None = None
     modulus_bits: int | None = None
     phase_timeout_s: float = 60.0
 
@@ -92,7 +99,7 @@ class SecAggConfig:
                 fix="leave modulus_bits=None: the smallest ring that fits the range is picked per round",
             )
         widest = MAX_MODULUS_BITS if self.modulus_bits is None else self.modulus_bits
-        if not 0 <= self.precision_bits < widest - 1:
+        if self.precision_bits is not None and not 0 <= self.precision_bits < widest - 1:
             raise ConfigError(
                 "precision_bits out of range",
                 expected=f"an integer in [0, {widest - 2}]",
@@ -147,17 +154,33 @@ class SecAggConfig:
                 received=str(t),
                 fix="lower the threshold or raise neighbours (or use full_graph=True)",
             )
-        span = clients * (self.clip_bound * 2.0**self.precision_bits + 1)
-        bits = self.modulus_bits
-        if bits is None:
-            bits = MIN_MODULUS_BITS if span < 2.0 ** (MIN_MODULUS_BITS - 1) else MAX_MODULUS_BITS
-        if span >= 2.0 ** (bits - 1):
+        bits, precision = self._ring(clients)
+        return RoundPlan(clients, k, t, bits, precision, self.clip_bound)
+
+    def _span(self, clients: int, precision: int) -> float:
+        """The largest |sum| of ``clients`` encoded updates."""
+        return clients * (self.clip_bound * 2.0**precision + 1)
+
+    def _ring(self, clients: int) -> tuple[int, int]:
+        """(modulus_bits, precision_bits) for this many clients; raises when the sum could wrap around."""
+        bits, precision = self.modulus_bits, self.precision_bits
+        if precision is None:
+            rings = [bits] if bits is not None else [MIN_MODULUS_BITS, MAX_MODULUS_BITS]
+            for ring in rings:
+                limit = 2.0 ** (ring - 1)
+                fitting = [p for p in range(MAX_AUTO_PRECISION + 1) if self._span(clients, p) < limit]
+                if fitting and fitting[-1] >= MIN_AUTO_PRECISION:
+                    return ring, fitting[-1]
+            precision = MIN_AUTO_PRECISION  # nothing fits: report the coarsest automatic choice
+            bits = rings[-1]
+        elif bits is None:
+            small = self._span(clients, precision) < 2.0 ** (MIN_MODULUS_BITS - 1)
+            bits = MIN_MODULUS_BITS if small else MAX_MODULUS_BITS
+        if self._span(clients, precision) >= 2.0 ** (bits - 1):
             raise ConfigError(
                 "the fixed-point range is too wide for this many clients: the sum could wrap around",
                 expected=f"clients * (clip_bound * 2**precision_bits + 1) < 2**{bits - 1}",
-                received=(
-                    f"{clients} clients, clip_bound={self.clip_bound:g}, precision_bits={self.precision_bits}"
-                ),
-                fix="lower clip_bound or precision_bits, or raise modulus_bits (up to 64)",
+                received=f"{clients} clients, clip_bound={self.clip_bound:g}, precision_bits={precision}",
+                fix="lower clip_bound or precision_bits, or raise modulus_bits (up to 64; None picks it)",
             )
-        return RoundPlan(clients, k, t, bits, self.precision_bits, self.clip_bound)
+        return bits, precision

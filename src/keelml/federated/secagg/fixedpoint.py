@@ -16,11 +16,12 @@ Traceback (most recent call last):
 keelml.federated.secagg.errors.UpdateOutOfRangeError: update leaves the fixed-point range [-10, 10]
   expected: every coordinate finite with |value| <= clip_bound = 10
   received: value 11 at index 1 (1 of 2 outside)
-  fix: clip or rescale the update before aggregation, or raise SecAggConfig(clip_bound=...)
+  fix: clip or rescale the update, or declare a wider range: SecAggConfig(clip_bound=16)
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any, TypeAlias
@@ -110,11 +111,13 @@ def _scratch(size: int) -> npt.NDArray[np.float64]:
 def _out_of_range(x: npt.NDArray[np.float64], plan: RoundPlan) -> None:
     bad = ~(np.abs(x) <= plan.clip_bound)  # also catches NaN and inf
     where = int(np.flatnonzero(bad)[0])
+    largest = float(np.abs(x[bad & np.isfinite(x)]).max(initial=0.0))
+    wider = f"SecAggConfig(clip_bound={2.0 ** math.ceil(math.log2(largest)):g})" if largest else "none"
     raise UpdateOutOfRangeError(
         f"update leaves the fixed-point range [-{plan.clip_bound:g}, {plan.clip_bound:g}]",
         expected=f"every coordinate finite with |value| <= clip_bound = {plan.clip_bound:g}",
         received=f"value {x[where]:g} at index {where} ({int(bad.sum())} of {x.size} outside)",
-        fix="clip or rescale the update before aggregation, or raise SecAggConfig(clip_bound=...)",
+        fix=f"clip or rescale the update, or declare a wider range: {wider}",
     )
 
 
