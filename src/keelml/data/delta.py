@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +128,165 @@ def _file_stats(chunk: pa.Table) -> dict[str, Any]:
             f.name: chunk.column(f.name).null_count for f in chunk.schema if not pa.types.is_nested(f.type)
         },
     }
+
+
+def write_stream_files(uri: str, batches: Iterable[pa.RecordBatch]) -> list[Any]:
+    """Write record batches as Parquet files, uncommitted; their add actions for :func:`commit_files`.
+
+    Files hold ``FILE_ROWS`` rows in row groups of ``ROW_GROUP_ROWS`` (as :func:`write` makes them);
+    at most one row group is buffered, so memory follows the batch size. Nobody sees the files until
+    a commit names them; if ``batches`` raises, the files written so far are deleted first.
+    """
+    root = Path(uri)
+    root.mkdir(parents=True, exist_ok=True)
+    out = _StreamFiles(root)
+    try:
+        for batch in batches:
+            out.add(batch)
+        out.finish()
+    except BaseException:
+        out.abort()
+        raise
+    return out.actions
+
+
+def commit_files(
+    uri: str,
+    actions: list[Any],
+    schema: pa.Schema,
+    mode: Literal["error", "overwrite"],
+    *,
+    recorded_version: int | None,
+    metadata: dict[str, str],
+) -> int:
+    """Commit files from :func:`write_stream_files` as one Delta transaction; the new version."""
+    from deltalake import CommitProperties, DeltaTable, Schema
+    from deltalake.transaction import create_table_with_add_actions
+
+    if recorded_version is not None:
+        _restore_recorded(uri, recorded_version)
+    props = CommitProperties(custom_metadata=metadata)
+    delta_schema = Schema.from_arrow(schema)
+    if mode == "error":
+        create_table_with_add_actions(
+            uri, delta_schema, actions, mode="error", configuration=TABLE_CONFIG, commit_properties=props
+        )
+    else:
+        DeltaTable(uri).create_write_transaction(
+            actions, mode=mode, schema=delta_schema, commit_properties=props
+        )
+    crash_point("after-delta-commit")
+    return int(DeltaTable(uri).version())
+
+
+def discard_files(uri: str, actions: list[Any]) -> None:
+    """Delete uncommitted files from :func:`write_stream_files` (they were never visible)."""
+    for action in actions:
+        (Path(uri) / action.path).unlink(missing_ok=True)
+
+
+class _StreamFiles:
+    """Batches in, Parquet files out: one row group buffered, statistics merged per batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.actions: list[Any] = []
+        self.paths: list[Path] = []
+        self.writer: Any = None
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.file_rows = 0
+        self.stats: list[dict[str, Any]] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            if self.writer is None:
+                self._open(batch.schema)
+            part = batch.slice(0, FILE_ROWS - self.file_rows)
+            batch = batch.slice(part.num_rows)
+            self.pending.append(part)
+            self.pending_rows += part.num_rows
+            self.file_rows += part.num_rows
+            self.stats.append(_file_stats(pa.Table.from_batches([part])))
+            if self.pending_rows >= ROW_GROUP_ROWS:
+                self._flush(whole_groups=True)
+            if self.file_rows == FILE_ROWS:
+                self._close()
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            self._close()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+
+    def _open(self, schema: pa.Schema) -> None:
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        path = self.root / f"part-{len(self.paths):05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        self.paths.append(path)
+        self.writer = pq.ParquetWriter(
+            path,
+            schema,
+            compression="snappy",
+            use_dictionary=[f.name for f in schema if not pa.types.is_floating(f.type)],
+        )
+        self.file_rows, self.stats = 0, []
+
+    def _flush(self, *, whole_groups: bool) -> None:
+        table = pa.Table.from_batches(self.pending)
+        keep = table.num_rows % ROW_GROUP_ROWS if whole_groups else 0
+        if table.num_rows - keep:
+            self.writer.write_table(table.slice(0, table.num_rows - keep), row_group_size=ROW_GROUP_ROWS)
+        self.pending = table.slice(table.num_rows - keep).to_batches() if keep else []
+        self.pending_rows = keep
+
+    def _close(self) -> None:
+        import json
+        import time
+
+        from deltalake.transaction import AddAction
+
+        self._flush(whole_groups=False)
+        self.writer.close()
+        self.writer = None
+        crash_point("after-data-file")
+        path = self.paths[-1]
+        stats = json.dumps(_merge_stats(self.stats))
+        self.actions.append(
+            AddAction(path.name, path.stat().st_size, {}, int(time.time() * 1000), True, stats)
+        )
+
+
+def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of a file from those of its batches (as :func:`_file_stats` of the whole)."""
+    first = parts[0]
+    columns = first["nullCount"].keys() | first["minValues"].keys()
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    for name in columns:
+        lows = [p["minValues"][name] for p in parts if name in p["minValues"]]
+        highs = [p["maxValues"][name] for p in parts if name in p["maxValues"]]
+        # a batch without a min/max has only nulls there (then it adds nothing) or a value that
+        # voids the file's min/max (a long string, an infinity): :func:`_file_stats` drops those
+        voided = any(name not in p["minValues"] and _has_values(p, name) for p in parts)
+        if lows and not voided:
+            mins[name], maxs[name] = min(lows), max(highs)
+    return {
+        "numRecords": sum(p["numRecords"] for p in parts),
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": {n: sum(p["nullCount"][n] for p in parts) for n in first["nullCount"]},
+    }
+
+
+def _has_values(part: dict[str, Any], name: str) -> bool:
+    return bool(part["nullCount"].get(name, 0) < part["numRecords"])
 
 
 def files_that_may_hold(uri: str, version: int, column: str, low: Any, high: Any) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -126,6 +127,36 @@ class DatasetStore:
                 return DatasetRef(name, latest.version, latest.digest)
             request = WriteRequest(name, table, "add", source_text, label, time, id)
             return self._commit(existing, latest, request, "overwrite", progress)
+
+    def add_batches(
+        self,
+        name: str,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        label: str | None = None,
+        time: str | None = None,
+        id: str | None = None,
+        source_name: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetRef:
+        """:meth:`add` from a stream of record batches, never holding more than a batch in memory.
+
+        The version is committed once, after the last batch: if the stream raises part way, the
+        files written so far are deleted and no version (nor dataset) is recorded.
+        """
+        from keelml.data.stream_write import add_stream
+
+        return add_stream(
+            self._catalog,
+            self._ws.storage_root,
+            name,
+            batches,
+            label=label,
+            time=time,
+            id=id,
+            source=source_name or "python:batches",
+            progress=progress,
+        )
 
     def append(
         self, name: str, source: Source, *, source_name: str | None = None, progress: Progress | None = None

@@ -193,22 +193,29 @@ class FeatureStore:
         *,
         timestamp: str = "event_time",
         label: str | None = None,
+        batch_rows: int = 100_000,
+        memory_limit: str | None = None,
     ) -> DatasetRef:
         """Retrieve features for ``entity_rows`` and store the result as a new dataset version.
+
+        The result is streamed to the new version ``batch_rows`` rows at a time (DuckDB keeps its
+        join under ``memory_limit``, default 1GB); a failure part way leaves no version behind.
 
         Lineage: an edge ``features`` from the entity dataset (if named) and each source version.
         """
         rows, entity_ref = self._entity_source(entity_rows)
-        # the dataset writer takes one table: the joined rows (not the sources) are held once here
-        result = self.get_historical_features(rows, features, timestamp=timestamp)
         used = [v for v, _ in self._views_for(plan_derived(self.repo, features)[0])]
         sources = {self._source(v)[0].node_id for v in used}
         for view in used:  # the registered definition too, when `apply` has recorded this version
             node = registry.latest_node(self._ws.catalog.lineage, "feature_view", view.name)
             if node is not None and node[1] == self.repo.digest(view):
                 sources.add(f"feature_view:{view.name}@{node[0]}")
-        ref: DatasetRef = self._ws.datasets.add(
-            name, result, label=label, time=timestamp, source_name=f"features:{','.join(features)}"
+        # streamed: each joined batch is written and dropped; one commit once the last is written
+        batches = self.iter_historical(
+            rows, features, timestamp=timestamp, batch_rows=batch_rows, memory_limit=memory_limit
+        )
+        ref: DatasetRef = self._ws.datasets.add_batches(
+            name, batches, label=label, time=timestamp, source_name=f"features:{','.join(features)}"
         )
         catalog = self._ws.catalog
         with catalog.begin() as conn:
