@@ -1,8 +1,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy import stats
 
-from keelml.federated.aggregate import ServerOptimizer, clip, dp_noise, flatten, robust_mean, unflatten
+from keelml.core import securerandom
+from keelml.federated.aggregate import (
+    ServerOptimizer,
+    clip,
+    dp_noise,
+    flatten,
+    noise_source,
+    robust_mean,
+    unflatten,
+)
 from keelml.federated.client import ClientUpdate
 from keelml.federated.config import FederatedConfig
 from keelml.federated.rounds import aggregate_round
@@ -69,3 +80,31 @@ def test_fedadam_moves_by_about_the_server_learning_rate_per_coordinate() -> Non
     assert np.sign(out[1]) == -1
     fedavg = ServerOptimizer(FederatedConfig(clients=2))
     assert fedavg.step(np.ones(2), np.array([0.5, 0.5])).tolist() == [1.5, 1.5]
+
+
+def test_client_dp_noise_comes_from_the_csprng_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = FederatedConfig(clients=10, client_dp=(2.0, 0.5))
+    source = noise_source(config)
+    assert isinstance(source, securerandom.SecureGaussian)
+    noise = dp_noise(100_000, config, source)
+    assert stats.kstest(noise, "norm", args=(0.0, 1.0)).pvalue > 1e-3 and source.drawn == 100_000
+    seeded = FederatedConfig(clients=10, client_dp=(2.0, 0.5), secure_noise=False)
+    assert isinstance(noise_source(seeded), np.random.Generator)
+    assert isinstance(noise_source(FederatedConfig(clients=10)), np.random.Generator)  # no DP: no noise
+    with pytest.raises(ValueError, match="secure_noise must be true or false"):
+        FederatedConfig(clients=10, secure_noise=1)  # type: ignore[arg-type]
+    # the in-process rounds draw the noise of every round from it
+    drawn: list[int] = []
+
+    class Counting(securerandom.SecureGaussian):
+        def normal(self, loc: float = 0.0, scale: float = 1.0, size: object = 1) -> object:
+            drawn.append(int(np.prod(size)))  # type: ignore[call-overload]
+            return super().normal(loc, scale, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(securerandom, "SecureGaussian", Counting)
+    from keelml.federated.inprocess import run_inprocess
+    from tests.federated.conftest import customers, split
+
+    clients, test = split(customers(), 4)
+    run_inprocess(clients, FederatedConfig(clients=4, rounds=3, client_dp=(1.0, 0.3)), test=test)
+    assert len(drawn) == 3 and len(set(drawn)) == 1

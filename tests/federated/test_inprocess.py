@@ -34,12 +34,18 @@ def test_fedprox_differs_from_fedavg_only_through_the_proximal_term() -> None:
     assert not np.array_equal(avg.weights[0], prox.weights[0])
 
 
-def test_runs_are_deterministic_for_a_seed() -> None:
+def test_runs_are_deterministic_for_a_seed_unless_the_noise_is_secure() -> None:
     clients, test = split(customers(), 4)
-    a = run_inprocess(clients, FederatedConfig(**FAST, dropout=0.2, client_dp=(1.0, 0.3)), test=test)
-    b = run_inprocess(clients, FederatedConfig(**FAST, dropout=0.2, client_dp=(1.0, 0.3)), test=test)
+    seeded = FederatedConfig(**FAST, dropout=0.2, client_dp=(1.0, 0.3), secure_noise=False)
+    a = run_inprocess(clients, seeded, test=test)
+    b = run_inprocess(clients, seeded, test=test)
     for x, y in zip(a.weights, b.weights, strict=True):
         np.testing.assert_array_equal(x, y)
+    # the default draws the server's noise from a CSPRNG keyed afresh: the seed cannot replay it
+    secure = FederatedConfig(**FAST, dropout=0.2, client_dp=(1.0, 0.3))
+    c = run_inprocess(clients, secure, test=test)
+    d = run_inprocess(clients, secure, test=test)
+    assert not np.array_equal(c.weights[0], d.weights[0])
 
 
 def test_dropouts_are_logged_and_the_round_continues(caplog: pytest.LogCaptureFixture) -> None:

@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+SECURE_NOISE = typer.Option(
+    None,
+    "--secure-noise/--no-secure-noise",
+    help="Client-level DP noise from a CSPRNG (default on); off: numpy seeded by --seed (reproducible).",
+)
 
 
 def _client_dp(value: str | None) -> tuple[float, float] | None:
@@ -61,6 +66,7 @@ def simulate(
     delta: float | None = typer.Option(
         None, "--delta", help="Delta of the client-level DP guarantee (1e-5)."
     ),
+    secure_noise: bool | None = SECURE_NOISE,
     secure_agg: str = typer.Option("off", "--secure-agg", help="keelml | flower | off."),
     max_update_norm: float | None = typer.Option(
         None, "--max-update-norm", help="Clip each update to this L2 norm."
@@ -93,6 +99,7 @@ def simulate(
         robust=robust,
         client_dp=_client_dp(client_dp),
         delta=delta,
+        secure_noise=secure_noise,
         secure_agg=secure_agg,
         max_update_norm=max_update_norm,
         engine=engine,

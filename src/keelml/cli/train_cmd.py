@@ -37,12 +37,19 @@ DP_NOISE = typer.Option(
     None, "--noise-multiplier", help="Train with DP-SGD at this noise multiplier; reports the epsilon."
 )
 DP_CLIP = typer.Option(None, "--max-grad-norm", help="DP per-sample clipping norm (default 1.0).")
+DP_SECURE = typer.Option(
+    None,
+    "--secure-noise/--no-secure-noise",
+    help="DP noise from a CSPRNG (default on); --no-secure-noise: torch's seeded generator (reproducible).",
+)
 
 
 def _dp_flags(
-    epsilon: float | None, delta: float | None, noise: float | None, clip: float | None
-) -> dict[str, Any]:
-    return {"dp_epsilon": epsilon, "dp_delta": delta, "dp_noise_multiplier": noise, "dp_max_grad_norm": clip}
+    epsilon: float | None, delta: float | None, noise: float | None, clip: float | None,
+    secure: bool | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    return {"dp_epsilon": epsilon, "dp_delta": delta, "dp_noise_multiplier": noise, "dp_max_grad_norm": clip,
+            "dp_secure_noise": secure}  # fmt: skip
 
 
 def _range(value: str | None) -> tuple[float, ...] | None:
@@ -88,13 +95,14 @@ def tabular(
     dp_delta: float | None = DP_DELTA,
     noise_multiplier: float | None = DP_NOISE,
     max_grad_norm: float | None = DP_CLIP,
+    secure_noise: bool | None = DP_SECURE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Train a tabular classifier; evaluate overall and per slice; track and register it."""
     raw = _read_config(config_file) if config_file else {}
     flags: dict[str, Any] = {"model": model, "label": label, "epochs": epochs, "seed": seed}
     flags |= {"class_weight": class_weight, "activation": activation, "input_range": _range(input_range)}
-    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
+    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm, secure_noise)
     _train(ctx, raw, flags, TabularConfig, data, name, config_file, slice_opts, no_register, as_json)
 
 
@@ -120,12 +128,13 @@ def text(
     dp_delta: float | None = DP_DELTA,
     noise_multiplier: float | None = DP_NOISE,
     max_grad_norm: float | None = DP_CLIP,
+    secure_noise: bool | None = DP_SECURE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Fine-tune a text classifier offline (LoRA, IA3 or full); evaluate, track and register it."""
     raw = _read_config(config_file) if config_file else {}
     flags = {"text": text_column, "base": base, "peft": peft, "label": label, "epochs": epochs, "seed": seed}
-    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm)
+    flags |= _dp_flags(dp_epsilon, dp_delta, noise_multiplier, max_grad_norm, secure_noise)
     _train(ctx, raw, flags, TextConfig, data, name, config_file, slice_opts, no_register, as_json)
 
 
@@ -201,6 +210,7 @@ def _train(
             f"sample rate {p.sample_rate:.4g}, {p.steps} steps, {p.clipping} clipping; "
             f"recorded in the privacy ledger of {run.trained.dataset.name}"
         )
+        out.print(f"  noise source: {p.noise_source}")
     table = Table("part", "rows", "accuracy", "F1 (macro)", "AUROC", "ECE")
     parts = {
         "test": result.evaluation.overall,

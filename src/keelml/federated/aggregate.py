@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,11 +69,28 @@ def robust_mean(updates: Sequence[Vector], kind: str, trim_fraction: float) -> V
     return ordered[k : len(updates) - k].mean(axis=0)  # type: ignore[no-any-return]
 
 
-def dp_noise(size: int, config: FederatedConfig, rng: np.random.Generator) -> Vector:
+class NoiseSource(Protocol):
+    """numpy's ``Generator.normal`` signature (a Generator, or keelml's SecureGaussian)."""
+
+    def normal(self, loc: float = ..., scale: float = ..., size: Any = ...) -> Any: ...
+
+
+def noise_source(config: FederatedConfig) -> NoiseSource:
+    """Where the server's DP noise comes from: a CSPRNG (AES-256-CTR keyed by os.urandom, hardened
+    sampling) with ``secure_noise`` (the default), else numpy seeded by the run's seed (reproducible,
+    but whoever knows the seed can subtract the noise)."""
+    if config.secure_noise and config.client_dp is not None:
+        from keelml.core.securerandom import SecureGaussian
+
+        return SecureGaussian()
+    return np.random.default_rng([config.seed, 1])
+
+
+def dp_noise(size: int, config: FederatedConfig, rng: NoiseSource) -> Vector:
     """Gaussian noise for the *sum* of clipped updates: std = noise multiplier * clip."""
     assert config.client_dp is not None
     bound, multiplier = config.client_dp
-    return rng.normal(0.0, multiplier * bound, size)
+    return np.asarray(rng.normal(0.0, multiplier * bound, size), dtype=np.float64)
 
 
 @dataclass

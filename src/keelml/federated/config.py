@@ -83,7 +83,8 @@ class FederatedConfig:
     """A federated training run on a tabular dataset.
 
     ``client_dp=(clip, noise)`` clips each client's update to L2 norm ``clip`` and adds Gaussian noise
-    with standard deviation ``noise * clip`` to the sum on the server (noise is the noise multiplier).
+    with standard deviation ``noise * clip`` to the sum on the server (noise is the noise multiplier),
+    drawn from a CSPRNG with ``secure_noise`` (the default; False: numpy seeded by ``seed``).
     ``dropout`` is the chance that a sampled client vanishes mid-round (for simulating bad networks).
     """
 
@@ -95,6 +96,7 @@ class FederatedConfig:
     trim_fraction: float = 0.1
     client_dp: tuple[float, float] | None = None
     delta: float = 1e-5
+    secure_noise: bool = True
     secure_agg: SecureAgg = "off"
     secagg_shares: int = 5
     max_update_norm: float | None = None
@@ -173,6 +175,13 @@ class FederatedConfig:
                 )
             if not 0 < self.delta < 1:
                 raise InvalidInputError("delta must be in (0, 1)", received=str(self.delta), fix="e.g. 1e-5")
+        if not isinstance(self.secure_noise, bool):
+            raise InvalidInputError(
+                "secure_noise must be true or false",
+                expected="a boolean (true: the server's DP noise from a CSPRNG, the default)",
+                received=repr(self.secure_noise),
+                fix="pass --secure-noise, or --no-secure-noise only for reproducible experiments",
+            )
         if self.max_update_norm is not None:
             _positive("max_update_norm", self.max_update_norm, "--max-update-norm")
         if self.robust is not None and self.secure_agg != "off":

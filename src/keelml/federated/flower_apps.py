@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from keelml.core.errors import InvalidInputError
-from keelml.federated.aggregate import ServerOptimizer, flatten, unflatten
+from keelml.federated.aggregate import ServerOptimizer, flatten, noise_source, unflatten
 from keelml.federated.client import ClientUpdate, FederatedClient
 from keelml.federated.config import FederatedConfig
 from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback, holdout_arrays
@@ -175,7 +175,7 @@ def serve_rounds(
     weights = initial_weights(spec, config.hidden, config.seed)
     held_out = holdout_arrays(spec, test)
     rng = np.random.default_rng(config.seed)
-    noise_rng = np.random.default_rng([config.seed, 1])
+    noise_rng = noise_source(config)
     optimizer = ServerOptimizer(config)
     base = {"federated": json.dumps(config.to_json()), "spec": json.dumps(spec.to_json())}
     history: list[RoundMetrics] = []

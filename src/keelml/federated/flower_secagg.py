@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from keelml.federated.aggregate import MAX_WEIGHT, ServerOptimizer, dp_noise, flatten, unflatten
+from keelml.federated.aggregate import (
+    MAX_WEIGHT,
+    ServerOptimizer,
+    dp_noise,
+    flatten,
+    noise_source,
+    unflatten,
+)
 from keelml.federated.client import FederatedClient
 from keelml.federated.config import FederatedConfig
 from keelml.federated.inprocess import EngineResult, HoldoutSet, RoundCallback, holdout_arrays
@@ -83,7 +90,7 @@ def _strategy(
             self.spec: TaskSpec | None = None
             self.weights: Weights = []
             self.optimizer = ServerOptimizer(config)
-            self.noise = np.random.default_rng([config.seed, 1])
+            self.noise = noise_source(config)
             self.rng = np.random.default_rng(config.seed)
             self.held_out: Any = None
             self.history: list[RoundMetrics] = []

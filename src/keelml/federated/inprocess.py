@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from keelml.core.errors import InvalidInputError
 from keelml.core.progress import NoProgress, Progress
-from keelml.federated.aggregate import ServerOptimizer, flatten, unflatten
+from keelml.federated.aggregate import ServerOptimizer, flatten, noise_source, unflatten
 from keelml.federated.client import ClientUpdate, FederatedClient
 from keelml.federated.config import FederatedConfig
 from keelml.federated.model import Weights, evaluate, initial_weights
@@ -83,7 +83,7 @@ def run_inprocess(
     weights = initial_weights(spec, config.hidden, config.seed)
     held_out = holdout_arrays(spec, test)
     rng = np.random.default_rng(config.seed)
-    noise_rng = np.random.default_rng([config.seed, 1])
+    noise_rng = noise_source(config)
     optimizer = ServerOptimizer(config)
     history: list[RoundMetrics] = []
     first_round = 0.0

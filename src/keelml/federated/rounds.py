@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from keelml.core.errors import BackendUnavailableError, MissingDependencyError
-from keelml.federated.aggregate import ServerOptimizer, Vector, dp_noise, robust_mean
+from keelml.federated.aggregate import NoiseSource, ServerOptimizer, Vector, dp_noise, robust_mean
 from keelml.federated.client import ClientUpdate
 from keelml.federated.config import FederatedConfig
 
@@ -97,7 +97,7 @@ def keelml_secure_sum(config: FederatedConfig) -> SecureSum:
 def aggregate_round(
     updates: Sequence[ClientUpdate],
     config: FederatedConfig,
-    rng: np.random.Generator,
+    rng: NoiseSource,
     *,
     secure_sum: SecureSum | None = None,
     vanished: Collection[int] = (),

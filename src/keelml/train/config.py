@@ -59,6 +59,8 @@ class _DpSettings(Protocol):
     def dp_clipping(self) -> DpClipping: ...
     @property
     def dp_physical_batch(self) -> int | None: ...
+    @property
+    def dp_secure_noise(self) -> bool: ...
 
 
 def is_private(config: _DpSettings) -> bool:
@@ -96,6 +98,13 @@ def _check_dp(config: _DpSettings) -> None:
         )
     if config.dp_physical_batch is not None:
         _at_least("dp_physical_batch", config.dp_physical_batch, 1, "--dp-physical-batch")
+    if not isinstance(config.dp_secure_noise, bool):
+        raise InvalidInputError(
+            "dp_secure_noise must be true or false",
+            expected="a boolean (true: CSPRNG noise, the default)",
+            received=repr(config.dp_secure_noise),
+            fix="set dp_secure_noise = true, or false only for reproducible experiments",
+        )
 
 
 def _without_dp_when_off(out: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +148,9 @@ class TabularConfig:
     dp_max_grad_norm: float = 1.0
     dp_clipping: DpClipping = "ghost"
     dp_physical_batch: int | None = None
+    # draw DP-SGD's Gaussian noise from a CSPRNG (AES-256-CTR keyed by os.urandom, hardened sampling
+    # as Opacus' secure_mode); False uses torch's seeded generator (reproducible, but predictable)
+    dp_secure_noise: bool = True
     # keep an exponential moving average of the weights over DP-SGD steps (decay per step, e.g. 0.9)
     # and return it: post-processing of the private iterates, so it costs no privacy
     dp_ema: float | None = None
@@ -214,7 +226,8 @@ class TabularConfig:
         out["features"] = None if self.features is None else list(self.features)
         if self.class_weight == "none":
             del out["class_weight"]  # unweighted configs digest exactly as before the option existed
-        for key, default in (("activation", "relu"), ("input_range", None), ("dp_ema", None)):
+        for key, default in (("activation", "relu"), ("input_range", None), ("dp_ema", None),
+                             ("dp_secure_noise", True)):  # fmt: skip
             if out[key] == default:
                 del out[key]  # so do configs that leave these options at their defaults
         if self.input_range is not None:
@@ -281,6 +294,9 @@ class TextConfig:
     dp_max_grad_norm: float = 1.0
     dp_clipping: DpClipping = "ghost"
     dp_physical_batch: int | None = None
+    # draw DP-SGD's Gaussian noise from a CSPRNG (AES-256-CTR keyed by os.urandom, hardened sampling
+    # as Opacus' secure_mode); False uses torch's seeded generator (reproducible, but predictable)
+    dp_secure_noise: bool = True
 
     def __post_init__(self) -> None:
         _check_dp(self)
@@ -328,6 +344,8 @@ class TextConfig:
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["target_modules"] = None if self.target_modules is None else list(self.target_modules)
+        if out["dp_secure_noise"]:
+            del out["dp_secure_noise"]  # the default: configs digest as before the option existed
         return _without_dp_when_off(out)
 
     @classmethod

@@ -11,6 +11,11 @@ per-sample gradients). Logical (Poisson) batches larger than ``dp_physical_batch
 virtual steps by Opacus' BatchMemoryManager, which changes memory, not the privacy accounting.
 With ``ema`` the run returns an exponential moving average of the weights over the noisy steps instead
 of the last weights: a function of the released iterates (post-processing), so it costs no privacy.
+
+Noise: with ``dp_secure_noise`` (the default) the Gaussian noise comes from
+:class:`keelml.core.securerandom.SecureGaussian` (AES-256-CTR keystream keyed by ``os.urandom``, the
+floating-point-hardened sampling of Opacus' ``secure_mode``) instead of torch's seeded generator,
+so nobody who knows the seed can replay or subtract it; such a run is not reproducible from its seed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Protocol
 
 from keelml.core.errors import InvalidInputError, missing_dependency
 from keelml.core.progress import NoProgress, Progress, ProgressNote
+from keelml.core.securerandom import SOURCE as SECURE_SOURCE
 from keelml.core.tracking import NoRunLogger, RunLogger
 from keelml.train.config import _DpSettings
 from keelml.train.trainer import EpochRecord, FitHistory
@@ -45,10 +51,21 @@ class Accounting(Protocol):
 @dataclass(frozen=True, slots=True)
 class PrivateTraining:
     """How a private run is accounted: ``accounting`` (``ws.privacy``) and an optional ``before``
-    hook called with the plan before any training (e.g. the ledger's budget check)."""
+    hook called with the plan before any training (e.g. the ledger's budget check). ``noise``
+    replaces the noise source (anything with numpy's ``normal(loc, scale, size)``; tests use it)."""
 
     accounting: Accounting
     before: Callable[[PrivacyReport], None] | None = None
+    noise: NoiseSource | None = None
+
+
+class NoiseSource(Protocol):
+    """Gaussian samples as a float64 array, numpy's ``Generator.normal`` signature."""
+
+    def normal(self, loc: float = ..., scale: float = ..., size: Any = ...) -> Any: ...
+
+
+NOISE_TORCH = "torch generator (not a CSPRNG)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,7 @@ class PrivacyReport:
     target_epsilon: float | None
     accountant: str = "pld"
     neighbouring: str = NEIGHBOURING
+    noise_source: str = NOISE_TORCH
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,9 +123,10 @@ def plan(
         assert config.dp_noise_multiplier is not None
         noise = config.dp_noise_multiplier
     epsilon = accounting.compute_epsilon(noise_multiplier=noise, **args)  # type: ignore[arg-type]
+    source = SECURE_SOURCE if config.dp_secure_noise else NOISE_TORCH
     return PrivacyReport(
         epsilon, config.dp_delta, noise, config.dp_max_grad_norm, sample_rate, steps, epochs, train_rows,
-        config.dp_clipping, config.dp_epsilon,
+        config.dp_clipping, config.dp_epsilon, noise_source=source,
     )  # fmt: skip
 
 
@@ -155,12 +174,14 @@ def dp_fit(
     weight_decay: float = 0.0,
     seed: int,
     ema: float | None = None,
+    noise: NoiseSource | None = None,
     progress: Progress | None = None,
     logger: RunLogger | None = None,
     name: str = "private training",
 ) -> FitHistory:
     """Train ``module`` in place with DP-SGD for ``report.epochs`` epochs (last weights kept, or their
-    moving average with decay ``ema`` per noisy step)."""
+    moving average with decay ``ema`` per noisy step). ``noise`` (e.g. a SecureGaussian) replaces
+    torch's generator for the Gaussian noise."""
     import torch
     from opacus import PrivacyEngine  # type: ignore[import-untyped]
     from opacus.utils.batch_memory_manager import BatchMemoryManager  # type: ignore[import-untyped]
@@ -195,6 +216,8 @@ def dp_fit(
         private, dp_optimizer, criterion, dp_loader = made
     else:
         private, dp_optimizer, dp_loader = made
+    if noise is not None:
+        use_noise_source(dp_optimizer, noise)
     records: list[EpochRecord] = []
     average = None if ema is None else [p.detach().clone() for p in trainable]
     progress.stage(name, total=report.epochs)
@@ -237,6 +260,38 @@ def dp_fit(
                 p.copy_(a)
     module.eval()
     return FitHistory(tuple(records), len(records), stopped_early=False)
+
+
+def use_noise_source(optimizer: Any, source: NoiseSource) -> None:
+    """Make an Opacus DPOptimizer draw its Gaussian noise from ``source``: the same steps as
+    ``DPOptimizer.add_noise`` (std = noise multiplier x clipping norm, added to each summed clipped
+    gradient), with one draw per step for all parameters."""
+    import torch
+    from opacus.optimizers.optimizer import (  # type: ignore[import-untyped]
+        _check_processed_flag,
+        _mark_as_processed,
+    )
+
+    def add_noise() -> None:
+        multiplier = getattr(optimizer, "_adjusted_noise_multiplier", optimizer.noise_multiplier)
+        std = float(multiplier * optimizer.max_grad_norm)
+        params = list(optimizer.params)
+        for p in params:
+            _check_processed_flag(p.summed_grad)
+        sizes = [p.summed_grad.numel() for p in params]
+        flat = source.normal(0.0, std, sum(sizes)) if std > 0 else None
+        at = 0
+        for p, size in zip(params, sizes, strict=True):
+            summed = p.summed_grad
+            if flat is None:
+                p.grad = summed.clone().view_as(p)
+            else:
+                part = torch.from_numpy(flat[at : at + size]).to(dtype=summed.dtype, device=summed.device)
+                p.grad = (summed + part.view_as(summed)).view_as(p)
+            at += size
+            _mark_as_processed(p.summed_grad)
+
+    optimizer.add_noise = add_noise
 
 
 def _update_average(average: list[Any], params: list[Any], decay: Any) -> None:
@@ -285,9 +340,15 @@ def run_private(
     if private.before is not None:
         private.before(report)
     (logger or NoRunLogger()).log_params(report.params())
+    noise = private.noise
+    if noise is None and report.noise_source == SECURE_SOURCE:
+        from keelml.core.securerandom import SecureGaussian
+
+        noise = SecureGaussian()
     history = dp_fit(
         module, data, val_loss, report, batch_size=config.batch_size, physical_batch=config.dp_physical_batch,
         learning_rate=config.learning_rate, weight_decay=getattr(config, "weight_decay", 0.0),
-        seed=config.seed, ema=getattr(config, "dp_ema", None), progress=progress, logger=logger, name=name,
+        seed=config.seed, ema=getattr(config, "dp_ema", None), noise=noise, progress=progress, logger=logger,
+        name=name,
     )  # fmt: skip
     return report, history
