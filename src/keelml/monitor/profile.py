@@ -290,7 +290,10 @@ def _profile_columns(
     cols: dict[str, ColumnSketch] = {}
     sample: dict[str, Any] = {}
     for name, col in columns:
-        sample[str(name)] = col.take(take).to_pandas()
+        picked = col.take(take)
+        if pa.types.is_dictionary(col.type):  # the sample holds plain values, as a plain read gives
+            picked = picked.cast(col.type.value_type)
+        sample[str(name)] = picked.to_pandas()
         if name in text:
             continue
         kind = col.type
@@ -329,6 +332,7 @@ def profile_parquet(
 
     The peak memory is a few decoded column chunks plus the sketches, whatever the file's size.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -343,6 +347,17 @@ def profile_parquet(
         )
 
     cats, text = frozenset(categorical), frozenset(text_columns)
+    # string columns are read dictionary-encoded (as Parquet usually stores them): no string is decoded,
+    # categories are counted on the dictionary indices, and only the sampled rows are turned into strings
+    strings = [
+        f.name
+        for f in pf.schema_arrow
+        if f.name in names
+        and f.name not in text
+        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]
+    if strings:
+        pf = pq.ParquetFile(path, read_dictionary=strings)
 
     def parts() -> Iterable[Profile]:
         for i in range(pf.num_row_groups):
