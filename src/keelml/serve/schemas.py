@@ -64,6 +64,9 @@ class ModelResponse(BaseModel):
     entity_keys: list[str]
     loaded_at: float
     description: dict[str, Any] = Field(description="lineage and model card summary")
+    deployment: str | None = Field(
+        default=None, description="lineage node of this deployment: deployment:NAME@ALIAS/vVERSION"
+    )
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

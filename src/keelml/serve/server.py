@@ -25,13 +25,14 @@ from keelml.core.workspace import Workspace
 from keelml.serve.app import create_app
 from keelml.serve.config import ServeConfig
 from keelml.serve.metrics import MULTIPROC_ENV
-from keelml.serve.source import OnlineFeatures, RegistrySource
+from keelml.serve.source import DeploymentRecorder, OnlineFeatures, RegistrySource
 
 # uvicorn kills (and restarts) a worker that does not answer its supervisor's ping within this many
 # seconds; its default, 5 s, is shorter than a worker's start (Python, keelml, the model) on a busy
 # 2-core machine, where the workers were killed and restarted forever.
 WORKER_HEALTHCHECK_SECONDS = 60
 _ENV_ROOT, _ENV_SPEC, _ENV_CONFIG = "KEEL_SERVE_WORKSPACE", "KEEL_SERVE_SPEC", "KEEL_SERVE_CONFIG"
+_ENV_ENDPOINT, _ENV_WORKERS = "KEEL_SERVE_ENDPOINT", "KEEL_SERVE_WORKERS"
 
 
 def is_loopback(host: str) -> bool:
@@ -83,20 +84,29 @@ def check_spec(spec: str) -> str:
     return spec
 
 
-def build_app(ws: Workspace, spec: str, config: ServeConfig, api_key: str | None) -> FastAPI:
+def build_app(
+    ws: Workspace, spec: str, config: ServeConfig, api_key: str | None, *, endpoint: str | None = None,
+    workers: int = 1,
+) -> FastAPI:  # fmt: skip
+    """The service of ``spec``; each version it serves is recorded as a deployment in the lineage graph
+    (with ``endpoint``, e.g. http://127.0.0.1:8000, and ``workers`` in the node's attributes)."""
     check_spec(spec)
     features = OnlineFeatures(ws, config.features) if config.features else None
     source = RegistrySource(ws, threads=config.model_threads)
-    return create_app(
-        spec, source, storage=ws.storage_root, config=config, api_key=api_key, features=features
-    )
+    recorder = DeploymentRecorder(ws, spec, endpoint=endpoint, workers=workers)
+    return create_app(spec, source, storage=ws.storage_root, config=config, api_key=api_key,
+                      features=features, on_serve=recorder)  # fmt: skip
 
 
 def app_from_env() -> FastAPI:
     """The app of one uvicorn worker process (``--workers N``)."""
     ws = Workspace.open(Path(os.environ[_ENV_ROOT]))
     config = ServeConfig.model_validate_json(os.environ[_ENV_CONFIG])
-    return build_app(ws, os.environ[_ENV_SPEC], config, os.environ.get(config.api_key_env) or None)
+    key = os.environ.get(config.api_key_env) or None
+    workers = int(os.environ.get(_ENV_WORKERS, "1"))
+    return build_app(
+        ws, os.environ[_ENV_SPEC], config, key, endpoint=os.environ.get(_ENV_ENDPOINT), workers=workers
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +134,13 @@ def serve(ws: Workspace, spec: str, options: ServeOptions, config: ServeConfig |
     cfg = config or config_of(ws)
     key = api_key_for(options.host, cfg)
     ws.models.show(spec)  # fail fast on an unknown model or alias, before any worker starts
+    endpoint = f"http://{options.host}:{options.port}"
     if options.workers == 1:
-        uvicorn.run(build_app(ws, spec, cfg, key), host=options.host, port=options.port,
+        uvicorn.run(build_app(ws, spec, cfg, key, endpoint=endpoint), host=options.host, port=options.port,
                     log_level=options.log_level, access_log=False)  # fmt: skip
         return
-    os.environ.update({_ENV_ROOT: str(ws.root), _ENV_SPEC: spec, _ENV_CONFIG: cfg.model_dump_json()})
+    os.environ.update({_ENV_ROOT: str(ws.root), _ENV_SPEC: spec, _ENV_CONFIG: cfg.model_dump_json(),
+                       _ENV_ENDPOINT: endpoint, _ENV_WORKERS: str(options.workers)})  # fmt: skip
     with shared_metrics_dir():
         uvicorn.run("keelml.serve.server:app_from_env", factory=True, host=options.host, port=options.port,
                     workers=options.workers, log_level=options.log_level, access_log=False,

@@ -6,14 +6,22 @@ protocols of :mod:`keelml.serve.model` and :mod:`keelml.serve.inputs`.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 import keelml.export  # noqa: F401  (registers ws.exports; importing it never imports torch)
+from keelml.core import catalog_schema as t
 from keelml.core.errors import ConfigError
 from keelml.core.workspace import Workspace
 from keelml.serve.inputs import RequestError
 from keelml.serve.model import LoadedModel, schema_of
+
+log = logging.getLogger("keelml.serve")
 
 
 def describe(ws: Workspace, info: Any) -> dict[str, Any]:
@@ -89,3 +97,55 @@ class OnlineFeatures:
             raise RequestError(422, "rows", "entity keys the feature store accepts",
                                str(exc).splitlines()[0][:120]) from None  # fmt: skip
         return [dict(r) for r in found.rows]
+
+
+def deployment_node(spec: str, version: int) -> str:
+    """The lineage id of serving ``spec`` (NAME@ALIAS) with registry version ``version``.
+
+    >>> deployment_node("reviews-clf@production", 3)
+    'deployment:reviews-clf@production/v3'
+    """
+    return f"deployment:{spec}/v{version}"
+
+
+class DeploymentRecorder:
+    """Records in the lineage graph that ``spec`` is served at ``endpoint``: one ``deployment`` node
+    per alias and served version, with a "deployed" edge from that model version.
+
+    Called when the service starts and after each hot reload to another version. Nodes are never
+    rewritten, so a restart (or another worker) serving the same version adds nothing and the node
+    keeps the first start's endpoint and time. A catalog that cannot be written is logged and the
+    service keeps serving: the record is documentation, not a precondition.
+    """
+
+    def __init__(self, ws: Workspace, spec: str, *, endpoint: str | None = None, workers: int = 1) -> None:
+        self._ws = ws
+        self.spec = spec
+        self.endpoint = endpoint
+        self.workers = workers
+        self.recorded: list[str] = []
+
+    def __call__(self, loaded: LoadedModel) -> str | None:
+        """Record serving ``loaded``; returns the deployment node id, or None when it could not be written."""
+        node = deployment_node(self.spec, loaded.version)
+        model_node = f"model:{loaded.name}@{loaded.version}"
+        attrs: dict[str, Any] = {
+            "model": loaded.name, "alias": self.spec.partition("@")[2], "model_version": loaded.version,
+            "alias_version": loaded.alias_version, "served_variant": loaded.schema.variant,
+            "started_at": datetime.fromtimestamp(loaded.loaded_at, UTC).isoformat(timespec="seconds"),
+            "workers": self.workers, "pid": os.getpid(),
+        }  # fmt: skip
+        if self.endpoint is not None:
+            attrs["endpoint"] = self.endpoint
+        try:
+            lineage = self._ws.catalog.lineage
+            with self._ws.catalog.begin() as conn:
+                lineage.add_node(conn, node, "deployment", self.spec, loaded.version, attrs)
+                if conn.execute(select(t.nodes.c.id).where(t.nodes.c.id == model_node)).first() is not None:
+                    lineage.add_edge(conn, model_node, node, "deployed")
+        except Exception as exc:  # e.g. the catalog locked by another writer for too long
+            log.warning("could not record deployment %s in the lineage graph: %s: %s", node,
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
+            return None
+        self.recorded.append(node)
+        return node

@@ -1,0 +1,117 @@
+"""Serving records a deployment in the lineage graph (model version -> deployment), at start and on
+each hot reload to another version; and the request path stays on the event loop (no thread hop).
+
+Model versions are added to the lineage graph as ``ws.models.register`` does (a ``model`` node), without
+MLflow; the registry end to end (a real `keel serve` process) is in test_registry_serving.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+
+from keelml.core.lineage import Edge
+from keelml.core.workspace import Workspace
+from keelml.serve.source import DeploymentRecorder, deployment_node
+from tests.serve.fakes import GOOD_ROW, FakeModel, FakeSource, fake_app
+
+SPEC = "loans@production"
+KEY = "s3cret-key-0123456789abcdef"
+
+
+@pytest.fixture
+def lws(tmp_path: Path) -> Iterator[Workspace]:
+    ws = Workspace.init(tmp_path / "ws")
+    with ws.catalog.begin() as conn:
+        ws.catalog.lineage.add_node(conn, "dataset:loans@1", "dataset", "loans", 1)
+        for version in (1, 2):
+            ws.catalog.lineage.add_node(conn, f"model:loans@{version}", "model", "loans", version)
+            ws.catalog.lineage.add_edge(conn, "dataset:loans@1", f"model:loans@{version}", "trained")
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def test_start_and_reload_record_one_deployment_per_served_version(lws: Workspace, tmp_path: Path) -> None:
+    source = FakeSource({1: FakeModel(weight=1.0), 2: FakeModel(weight=-1.0)})
+    recorder = DeploymentRecorder(lws, SPEC, endpoint="http://10.0.0.5:8000", workers=2)
+    with TestClient(fake_app(tmp_path / "storage", source, on_serve=recorder)) as client:
+        v1 = deployment_node(SPEC, 1)
+        assert client.get("/v1/model").json()["deployment"] == v1 == "deployment:loans@production/v1"
+        node = lws.catalog.lineage.node(v1)
+        assert (node.kind, node.name, node.version) == ("deployment", SPEC, 1)
+        assert node.attrs["endpoint"] == "http://10.0.0.5:8000" and node.attrs["alias"] == "production"
+        assert node.attrs["model_version"] == 1 and node.attrs["workers"] == 2 and node.attrs["started_at"]
+        # the whole chain, walked upstream from the deployment: dataset version -> model version -> deployment
+        up = lws.catalog.lineage.graph(v1, "upstream")
+        assert Edge("model:loans@1", v1, "deployed") in up.edges
+        assert Edge("dataset:loans@1", "model:loans@1", "trained") in up.edges
+
+        source.alias = 2  # the alias moves: the reload serves and records v2
+        assert client.app.state.service.holder.check() is True  # type: ignore[attr-defined]
+        v2 = deployment_node(SPEC, 2)
+        assert client.get("/v1/model").json()["deployment"] == v2
+        assert Edge("model:loans@2", v2, "deployed") in lws.catalog.lineage.graph(v2, "upstream").edges
+        assert client.post("/v1/predict", json={"row": GOOD_ROW}).json()["model_version"] == 2
+
+        source.alias = 1  # rollback: the v1 deployment exists already, nothing is rewritten
+        assert client.app.state.service.holder.check() is True  # type: ignore[attr-defined]
+        assert client.get("/v1/model").json()["deployment"] == v1
+    assert recorder.recorded == [v1, v2, v1]
+    downstream = lws.catalog.lineage.graph("model:loans@1", "downstream")
+    assert {n.id for n in downstream.nodes if n.kind == "deployment"} == {v1}
+
+
+def test_a_catalog_that_cannot_be_written_does_not_stop_serving(
+    lws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def locked() -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(lws.catalog, "begin", locked)
+    recorder = DeploymentRecorder(lws, SPEC)
+    with TestClient(fake_app(tmp_path / "storage", on_serve=recorder)) as client:
+        assert client.post("/v1/predict", json={"row": GOOD_ROW}).status_code == 200
+        assert client.get("/v1/model").json()["deployment"] is None
+    assert recorder.recorded == [] and "could not record deployment" in caplog.text
+
+
+def test_an_unregistered_model_version_gets_a_deployment_without_an_edge(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    try:
+        with TestClient(fake_app(tmp_path / "storage", on_serve=DeploymentRecorder(ws, SPEC))) as client:
+            assert client.get("/v1/model").json()["deployment"] == deployment_node(SPEC, 1)
+        assert ws.catalog.lineage.graph(deployment_node(SPEC, 1), "upstream").edges == ()
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("api_key", [None, KEY])
+def test_predict_never_hops_to_the_thread_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_key: str | None
+) -> None:
+    """A plain ``def`` dependency or endpoint would run in anyio's worker threads: a thread hop per
+    request, most of the in-process request time (and much more on a loaded machine)."""
+    hops: list[Callable[..., Any]] = []
+    original = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    headers = {"X-API-Key": KEY} if api_key else {}
+    with TestClient(fake_app(tmp_path, api_key=api_key)) as client:
+        hops.clear()  # start-up may use threads; requests must not
+        for _ in range(3):
+            assert client.post("/v1/predict", json={"row": GOOD_ROW}, headers=headers).status_code == 200
+        assert client.post("/v1/predict", json={"row": {}}, headers=headers).status_code == 422
+        if api_key:
+            assert client.post("/v1/predict", json={"row": GOOD_ROW}).status_code == 401
+    assert hops == []
