@@ -74,10 +74,15 @@ def run(
     init=1.0,
     opt="adam",
     mom=0.9,
+    rf=None,
+    ntrain=None,
+    ln=False,
+    b1m=0.9,
 ):
     R = len(seeds)
     parts = [prep(s, scale) for s in seeds]
     n = min(len(p[0][0]) for p in parts)  # same N for all seeds (stratified split sizes are equal)
+    n = min(n, ntrain or n)  # fewer training rows (to measure what more rows are worth)
     xt = torch.stack([p[0][0][:n] for p in parts])
     yt = torch.stack([p[0][1][:n] for p in parts])
     per = math.ceil(n / batch)
@@ -94,6 +99,9 @@ def run(
         ]
 
     P = lin(64, hidden) + lin(hidden, 10)
+    if rf is not None:  # fixed random features: first layer N(0, rf^2 / 64) weights, N(0, 1) biases, frozen
+        P[0] = torch.randn(R, 64, hidden, generator=g) * rf / 8
+        P[1] = torch.randn(R, hidden, generator=g)
     m = [torch.zeros_like(p) for p in P]
     v = [torch.zeros_like(p) for p in P]
     avg = [p.clone() for p in P]
@@ -107,13 +115,18 @@ def run(
         xb = torch.gather(xt, 1, idx[..., None].expand(-1, -1, 64))
         yb = torch.gather(Yh, 1, idx[..., None].expand(-1, -1, 10))
         pre = torch.baddbmm(b1[:, None], xb, W1)
+        if ln:  # layer normalisation (no affine) of the pre-activations
+            sd = torch.sqrt(pre.var(-1, unbiased=False, keepdim=True) + 1e-5)
+            pre = (pre - pre.mean(-1, keepdim=True)) / sd
         h = torch.tanh(pre) if act == "tanh" else pre.clamp(min=0)
         logits = torch.baddbmm(b2_[:, None], h, W2)
         dl = torch.softmax(logits, -1) - yb
         dh = torch.bmm(dl, W2.transpose(1, 2)) * ((1 - h**2) if act == "tanh" else (pre > 0).float())
+        if ln:
+            dh = (dh - dh.mean(-1, keepdim=True) - pre * (dh * pre).mean(-1, keepdim=True)) / sd
         dl2 = (dl**2).sum(-1)
         dh2 = (dh**2).sum(-1)
-        norm = torch.sqrt(((h**2).sum(-1) + 1) * dl2 + ((xb**2).sum(-1) + 1) * dh2)
+        norm = torch.sqrt(((h**2).sum(-1) + 1) * dl2 + (0 if rf is not None else ((xb**2).sum(-1) + 1) * dh2))
         f = (clip / (norm + 1e-6)).clamp(max=1.0) * w
         xt_ = xb
         G = [
@@ -123,12 +136,12 @@ def run(
             (f[..., None] * dl).sum(1),
         ]
         lr_t = lr * (0.5 * (1 + math.cos(math.pi * t / steps)) if decay == "cos" else 1.0)
-        for i in range(4):
+        for i in range(2 if rf is not None else 0, 4):
             gi = (G[i] + s * clip * torch.randn(G[i].shape, generator=g)) / (q * n)
             if opt == "adam":
-                m[i].mul_(0.9).add_(gi, alpha=0.1)
+                m[i].mul_(b1m).add_(gi, alpha=1 - b1m)
                 v[i].mul_(b2).add_(gi**2, alpha=1 - b2)
-                mh = m[i] / (1 - 0.9 ** (t + 1))
+                mh = m[i] / (1 - b1m ** (t + 1))
                 vh = v[i] / (1 - b2 ** (t + 1))
                 P[i] = P[i] - lr_t * mh / (vh.sqrt() + 1e-8)
             else:
@@ -141,6 +154,8 @@ def run(
     for r, p in enumerate(parts):
         xe, ye = p[1]  # validation rows only
         pre = xe @ F[0][r] + F[1][r]
+        if ln:
+            pre = (pre - pre.mean(-1, keepdim=True)) / torch.sqrt(pre.var(-1, unbiased=False, keepdim=True) + 1e-5)
         h = torch.tanh(pre) if act == "tanh" else pre.clamp(min=0)
         accs.append(float(((h @ F[2][r] + F[3][r]).argmax(1) == ye).float().mean()))
     return accs, s
