@@ -120,3 +120,21 @@ def test_the_cut_is_skipped_only_when_each_key_spans_the_whole_range() -> None:
         }
     )
     assert _share_of(spread, feats, dt.timedelta(days=1)) > 0.99
+
+
+@pytest.mark.parametrize("prefilter", [None, True, False])
+def test_times_before_1970_unpack_to_the_right_row(prefilter: bool | None) -> None:
+    """Negative event times: the packed (time, position) key must unpack to the same row."""
+    one = Entity("c", keys=("cid",))
+    view = FeatureView(
+        "v", entity=one, source="s", timestamp="ts", ttl=dt.timedelta(hours=3), features=("x",)
+    )
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    at = [epoch + dt.timedelta(hours=h) for h in (-50, -49, -47, -1, 1, 2, 3)]
+    feats = pa.table(
+        {"cid": [1, 1, 2, 2, 3, 3, 3], "ts": pa.array(at, US), "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]}
+    )
+    ask = [epoch + dt.timedelta(hours=h) for h in (-48, -46, -45, 1, 3, 5, 6)]
+    rows = pa.table({"cid": [1, 1, 1, 2, 3, 2, 3], "at": pa.array(ask, US)})
+    out = pa.Table.from_batches(list(point_in_time(rows, "at", [(view, feats, ["x"])], prefilter=prefilter)))
+    assert out.column("x").to_pylist() == [2.0, 2.0, None, 4.0, 7.0, None, 7.0]

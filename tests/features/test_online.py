@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from keelml import Workspace
 from keelml.core.errors import BackendUnavailableError, InvalidInputError
 from keelml.features import (
+    DerivedFeature,
     FeatureFunctionError,
     FeatureRepo,
     RedisOnlineStore,
@@ -21,7 +23,16 @@ from keelml.features import (
     open_online_store,
 )
 from keelml.testing.online_stores import check_online_store
-from tests.features.conftest import REPO, T0, flush_namespace, orders_table, redis_or_skip
+from tests.features.conftest import (
+    CUSTOMER,
+    ORDERS,
+    REPO,
+    T0,
+    flush_namespace,
+    orders_table,
+    redis_or_skip,
+    safe_ratio,
+)
 
 NOW = T0 + dt.timedelta(days=29)
 FEATURES = ["amount", "items", "amount_per_item"]
@@ -165,3 +176,18 @@ def test_unreachable_redis_from_keel_toml(fws: Workspace) -> None:
     with pytest.raises(BackendUnavailableError):
         ws.features.materialize(now=NOW)
     ws.close()
+
+
+def test_a_new_repo_replaces_the_planned_lookups(fws: Workspace) -> None:
+    """Lookups are planned once per feature list; `use` of another repo must not reuse the plan."""
+    fws.features.materialize(now=NOW)
+    first = fws.features.get_online_features([{"customer_id": 3}], ["amount_per_item"], now=NOW).rows[0]
+    doubled = DerivedFeature(
+        "amount_per_item", lambda b: pc.multiply(safe_ratio(b), 2.0), inputs=("amount", "items")
+    )
+    fws.features.use(FeatureRepo(entities=(CUSTOMER,), views=(ORDERS,), derived=(doubled,)))
+    again = fws.features.get_online_features([{"customer_id": 3}], ["amount_per_item"], now=NOW).rows[0]
+    assert first["amount_per_item"] is not None
+    assert again["amount_per_item"] == pytest.approx(2 * first["amount_per_item"])
+    with pytest.raises(InvalidInputError, match="unknown feature"):
+        fws.features.get_online_features([{"customer_id": 3}], ["bigger_than_cart"], now=NOW)

@@ -60,6 +60,7 @@ def lookup(
 ) -> OnlineFeatures:
     now_us = int((now.timestamp() if now is not None else time.time()) * 1_000_000)
     wanted = tuple(f.split(":", 1)[-1] for f in features)
+    direct = not derived and len(views) == 1 and wanted == tuple(views[0][1])
     found: list[dict[str, Any]] = [{} for _ in entity_rows]  # stored values per request row
     store = fs.online
     for view, cols in views:
@@ -71,7 +72,7 @@ def lookup(
                 values.update(zip(cols, map(data.get, cols), strict=True))
             else:
                 values.update(dict.fromkeys(cols))
-    if not derived and wanted == tuple(c for _, cols in views for c in cols):
+    if direct or (not derived and wanted == tuple(c for _, cols in views for c in cols)):
         return OnlineFeatures(wanted, tuple(found))  # already the requested columns, in order
     rows = [{**r, **values} for r, values in zip(entity_rows, found, strict=True)]
     if derived:

@@ -16,7 +16,7 @@ from keelml.core.refs import DatasetRef
 from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
 from keelml.features.compute import apply_derived, plan_derived
-from keelml.features.definitions import FeatureRepo, FeatureView
+from keelml.features.definitions import DerivedFeature, FeatureRepo, FeatureView
 from keelml.features.materialize import (
     MaterializeResult,
     ViewMaterialization,
@@ -48,12 +48,16 @@ class FeatureStore:
         self._repo: FeatureRepo | None = None
         self._online: OnlineStore | None = None
         self.schema_cache: dict[str, pa.Schema] = {}
+        self._plans: dict[
+            tuple[str, ...], tuple[list[tuple[FeatureView, list[str]]], list[DerivedFeature]]
+        ] = {}
 
     # -- definitions ----------------------------------------------------------------------------
 
     def use(self, repo: FeatureRepo) -> FeatureStore:
         """Use ``repo`` instead of the module named in keel.toml (handy in notebooks and tests)."""
         self._repo = repo
+        self._plans.clear()
         return self
 
     @property
@@ -132,7 +136,9 @@ class FeatureStore:
         return self._dataset_source(ref, None), ref
 
     def _spill_dir(self) -> str:
-        return str(self._ws.storage_root / "tmp" / "duckdb")
+        path = self._ws.storage_root / "tmp" / "duckdb"
+        path.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level, when it spills
+        return str(path)
 
     def iter_historical(
         self,
@@ -272,8 +278,14 @@ class FeatureStore:
         now: dt.datetime | None = None,
     ) -> OnlineFeatures:
         """Latest stored values (within ttl) plus derived and on-demand features, per request row."""
-        stored, derived = plan_derived(self.repo, features)
-        return lookup(self, entity_rows, features, self._views_for(stored), derived, now)
+        key = tuple(features)
+        plan = self._plans.get(key)
+        if plan is None:  # planned once per feature list: a request then pays only for its lookup
+            stored, derived = plan_derived(self.repo, features)
+            if len(self._plans) >= 256:
+                self._plans.clear()
+            plan = self._plans[key] = (self._views_for(stored), derived)
+        return lookup(self, entity_rows, features, plan[0], plan[1], now)
 
     def check_parity(
         self, *, sample: int = 100, seed: int = 0, now: dt.datetime | None = None
