@@ -10,6 +10,10 @@ bench_features.py (two views of ROWS/2 rows x 10 float features, 100,000 custome
 DuckDB and Arrow pinned to 2 threads. Old and new alternate (old, new, new, old, ...). Reported per
 trial: wall seconds, CPU seconds of the process (user + system: less sensitive to other jobs than
 wall time on a shared machine), peak RSS, and a checksum of the output that both must share.
+
+    .venv/bin/python benchmarks/bench_features_ab.py --floor --pairs 3 --out benchmarks/results/features_floor.json
+
+measures the floor instead: CPU seconds of decoding, with no join, what any engine must read.
 """
 
 from __future__ import annotations
@@ -85,6 +89,46 @@ def child(engine: str, paths: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def child_floor(paths: dict[str, str]) -> dict[str, Any]:
+    """CPU seconds of decoding what any engine must read, with no join: the floor under the engine."""
+    import duckdb
+
+    names = [[f"f{i * 10 + f}" for f in range(10)] for i in range(2)]
+    con = duckdb.connect()
+    con.execute("SET threads=2")
+    out: dict[str, Any] = {"engine": "floor"}
+    queries = {
+        # keys, event times and stored positions of both views (what the ASOF join needs)
+        "keys_and_times": [
+            f"SELECT sum(customer_id), sum(epoch_us(ts)), sum(file_row_number) "
+            f"FROM read_parquet('{paths[f'v{i}']}', file_row_number=true)"
+            for i in range(2)
+        ],
+        # the 10 feature columns of one row in 50 per view (what the late fetch decodes)
+        "features_sparse": [
+            f"SELECT {', '.join(f'sum({c})' for c in names[i])} FROM read_parquet('{paths[f'v{i}']}', "
+            "file_row_number=true) WHERE file_row_number % 50 = 0"
+            for i in range(2)
+        ],
+        # every column the join needs, every row, and the entity rows
+        "all_needed_columns": [
+            f"SELECT sum(customer_id), sum(epoch_us(ts)), {', '.join(f'sum({c})' for c in names[i])} "
+            f"FROM read_parquet('{paths[f'v{i}']}')"
+            for i in range(2)
+        ]
+        + [f"SELECT sum(customer_id), sum(epoch_us(event_time)) FROM read_parquet('{paths['entities']}')"],
+    }
+    for name, sqls in queries.items():
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        for sql in sqls:
+            con.sql(sql).fetchall()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        out[name] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu}
+    return out
+
+
 def spawn(args: list[str]) -> dict[str, Any]:
     env = {**os.environ, **ENV}
     done = subprocess.run(
@@ -115,15 +159,22 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--pairs", type=int, default=5)
     p.add_argument("--out", default=str(HERE / "results" / "features_ab.json"))
+    p.add_argument("--floor", action="store_true", help="only the decode floor, --pairs times")
     p.add_argument("--child")
     p.add_argument("--paths")
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, json.loads(a.paths))))
+        run = child_floor if a.child == "floor" else lambda paths: child(a.child, paths)
+        print(json.dumps(run(json.loads(a.paths))))
+        return
+    paths = {k: str(v) for k, v in make_inputs(a.entities, a.rows).items()}
+    if a.floor:
+        floors = [spawn(["--child", "floor", "--paths", json.dumps(paths)]) for _ in range(a.pairs)]
+        Path(a.out).write_text(json.dumps({"load_average": os.getloadavg(), "floor": floors}, indent=2))
+        print(json.dumps(floors, indent=2))
         return
     if not a.old:
         p.error("--old is required")
-    paths = {k: str(v) for k, v in make_inputs(a.entities, a.rows).items()}
     trials: list[dict[str, Any]] = []
     load = [os.getloadavg()]
     for i in range(a.pairs):

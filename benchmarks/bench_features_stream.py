@@ -13,7 +13,7 @@ Parquet file scanned in place. Each trial runs in a fresh child process and writ
   table in memory) then ``ws.datasets.add`` of that table.
 
 The two alternate (whole, stream, stream, whole, ...); peak RSS is the child's VmHWM. Results go to
-benchmarks/results/features_stream.json.
+benchmarks/results/features_stream-ENTITIES-MEMORY_LIMIT.json (``--memory-limit``, DuckDB's limit in both).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def setup(root: Path, paths: dict[str, str]) -> Path:
     return rows
 
 
-def child(mode: str, root: str, rows: str, name: str) -> dict[str, Any]:
+def child(mode: str, root: str, rows: str, name: str, memory_limit: str) -> dict[str, Any]:
     import pyarrow as pa
 
     import keelml
@@ -91,9 +91,14 @@ def child(mode: str, root: str, rows: str, name: str) -> dict[str, Any]:
     ws.features.use(repo())
     start = time.perf_counter()
     if mode == "stream":
-        ref = ws.features.create_training_dataset(name, rows, FEATURES, label="label")
+        ref = ws.features.create_training_dataset(
+            name, rows, FEATURES, label="label", memory_limit=memory_limit
+        )
     else:  # the code of create_training_dataset before streaming (lineage edges left out)
-        result = ws.features.get_historical_features(rows, FEATURES)
+        # get_historical_features(rows, FEATURES), with the same memory_limit
+        batches = list(ws.features.iter_historical(rows, FEATURES, memory_limit=memory_limit))
+        result = pa.Table.from_batches(batches)
+        del batches
         ref = ws.datasets.add(name, result, label="label", time="event_time", source_name="features")
     seconds = time.perf_counter() - start
     out = {"mode": mode, "seconds": seconds, "peak_mb": peak_mb(), "rows": ws.datasets.version(ref).rows}
@@ -122,9 +127,10 @@ def main() -> None:
     p.add_argument("--root")
     p.add_argument("--rows-file")
     p.add_argument("--name")
+    p.add_argument("--memory-limit", default="1GB", help="DuckDB's memory_limit in both modes")
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.root, a.rows_file, a.name)))
+        print(json.dumps(child(a.child, a.root, a.rows_file, a.name, a.memory_limit)))
         return
     if a.quick:
         a.entities, a.rows, a.pairs = 10_000, 100_000, 1
@@ -136,7 +142,8 @@ def main() -> None:
     for i in range(a.pairs):
         for mode in ("whole", "stream") if i % 2 == 0 else ("stream", "whole"):
             name = f"train_{mode}_{i}_{int(time.time())}"
-            r = spawn(["--child", mode, "--root", str(root), "--rows-file", str(rows), "--name", name])
+            args = ["--child", mode, "--root", str(root), "--rows-file", str(rows), "--name", name]
+            r = spawn([*args, "--memory-limit", a.memory_limit])
             print(f"{mode}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr)
             trials.append(r)
             load.append(os.getloadavg())
@@ -147,13 +154,14 @@ def main() -> None:
         "versions": {m: version(m) for m in ("keelml", "duckdb", "pyarrow", "deltalake")},
         "python": platform.python_version(),
         "load_average": load,
+        "memory_limit": a.memory_limit,
         "entities": a.entities,
         "feature_rows": a.rows,
         "features": len(FEATURES),
         "trials": trials,
         "same_digest": len({t["digest"] for t in trials}) == 1,
     }
-    out = (WORK if a.quick else HERE / "results") / "features_stream.json"
+    out = (WORK if a.quick else HERE / "results") / f"features_stream-{a.entities}-{a.memory_limit}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -64,3 +64,11 @@ def test_a_failure_in_a_later_batch_leaves_no_version(
     assert fws.catalog.find_dataset("train") is None
     assert sorted(tables.rglob("*.parquet")) == before
     assert not [p for p in tables.iterdir() if p.name.startswith("train-")]
+
+
+def test_the_spill_directory_is_made_with_its_parents(fws: Workspace) -> None:
+    """DuckDB makes only the last level of its temp_directory, and only once it spills."""
+    spill = fws.storage_root / "tmp" / "duckdb"
+    assert not spill.parent.exists()
+    fws.features.create_training_dataset("train", _rows(10), ["amount"], memory_limit="64MB")
+    assert spill.is_dir()
