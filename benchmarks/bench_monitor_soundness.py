@@ -7,7 +7,7 @@ Part 1 (false alarms): each detector gets ``--null-trials`` (default 400) fresh 
 with a fresh reference and a fresh window from the same distribution; the alarm rate should be alpha
 (0.05; target band 0.03-0.07), with a Wilson 95% interval. The band is narrow for the trial count: at
 200 trials a detector whose rate is exactly 0.05 falls outside it 14% of the time (binomial standard
-error 0.015), at 400 trials 5%, at 1000 trials 0.5%. ``--jobs`` runs groups of detectors (and the power
+error 0.015), at 400 trials 5%, at 1000 trials 0.3%. ``--jobs`` runs groups of detectors (and the power
 part) in parallel processes; every trial has its own seed, so the numbers do not depend on it.
 
 - univariate (``FeatureDrift``): a synthetic table (normal, exponential, 3-category column), reference 500
