@@ -158,6 +158,8 @@ def test_out_of_range_client_is_reported_and_left_out(monkeypatch: pytest.Monkey
     report = workflow.reports[-1]
     assert report.dropped == (bad,)
     assert any("UpdateOutOfRangeError" in f and str(bad) in f for f in report.failures)
+    # the default range (+-1024): the error names the range that would hold the update
+    assert any("declare a wider range: SecAggConfig(clip_bound=" in f for f in report.failures)
     for g, want in zip(got, _fedavg([n for n in NODES if n != bad]), strict=True):
         assert np.allclose(g, want, atol=1e-5)
 
