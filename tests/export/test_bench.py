@@ -21,6 +21,10 @@ def test_bench_interleaves_variants_stores_rows_and_feeds_the_latency_gate(
         # cost per 1M predictions = price per second x seconds per 1M predictions
         assert r.cost_per_million == pytest.approx(0.36 / 3600 * 1e6 / r.throughput)
         assert r.seq_len is None and r.size_bytes > 0
+        # CPU time per call (one thread): positive, ordered, and not more than the wall time allows
+        assert r.cpu_p50_ms is not None and r.cpu_p90_ms is not None
+        assert 0 < r.cpu_p50_ms <= r.cpu_p90_ms and r.cpu_p50_ms <= 2 * r.p50_ms + 1.0
+        assert r.to_json()["cpu_p50_ms"] == r.cpu_p50_ms
     int8 = result.row("int8", 1)
     assert ws.exports.latest_latency_ms(f"loan-clf@{int8.version}") == pytest.approx(int8.p99_ms)
     assert ws.exports.latest_latency_ms(f"loan-clf@{int8.version}", quantile="p95") == pytest.approx(

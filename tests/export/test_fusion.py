@@ -57,7 +57,9 @@ def test_fused_graph_has_one_attention_per_layer_and_matches_torch(tiny: TextCla
     fused = fuse(source)
     assert fused.report.applied and fused.graph is not None, fused.report.reason
     ops = count_ops(fused.graph)
-    assert ops.get("Attention") == 2 and ops.get("SkipLayerNormalization") == 4
+    # residual add + LayerNorm stay two ops (SkipLayerNormalization is slower on ONNX Runtime 1.32's CPU)
+    assert ops.get("Attention") == 2 and "SkipLayerNormalization" not in ops
+    assert ops.get("LayerNormalization") == 4
     assert ops.get("BiasGelu") == 2 and "Softmax" not in {k for k, v in ops.items() if v > 1}
     assert fused.report.fused_ops["Attention"] == 2
     with torch.no_grad():
@@ -71,10 +73,19 @@ def test_fused_graph_has_one_attention_per_layer_and_matches_torch(tiny: TextCla
     np.testing.assert_allclose(_probabilities(quantized, source), expected, atol=0.05)
 
 
+def test_skip_layer_norm_fusion_is_an_option(tiny: TextClassifier) -> None:
+    source = tiny.export_source(("great tasty coffee", "stale awful chips and a long tail"))
+    fused = fuse(source, skip_layer_norm=True)
+    assert fused.report.applied and fused.graph is not None, fused.report.reason
+    ops = count_ops(fused.graph)
+    assert ops.get("SkipLayerNormalization") == 4 and "LayerNormalization" not in ops
+    assert fused.report.fused_ops["SkipLayerNormalization"] == 4
+
+
 def test_fusion_failure_falls_back_to_the_unfused_graph(
     tiny: TextClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(graph: bytes, heads: int, hidden: int) -> tuple[bytes, dict[str, int]]:
+    def broken(graph: bytes, heads: int, hidden: int, skip: bool) -> tuple[bytes, dict[str, int]]:
         raise RuntimeError("optimizer exploded")
 
     monkeypatch.setattr(fusion_module, "_optimize", broken)
@@ -96,7 +107,7 @@ def test_missing_optimizer_falls_back_with_the_reason(
 def test_fusion_that_fuses_no_attention_is_not_used(
     tiny: TextClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fusion_module, "_optimize", lambda g, h, d: (g, {"SkipLayerNormalization": 4}))
+    monkeypatch.setattr(fusion_module, "_optimize", lambda g, h, d, s: (g, {"SkipLayerNormalization": 4}))
     result = fuse(tiny.export_source())
     assert not result.report.applied and "no attention" in result.report.reason
 

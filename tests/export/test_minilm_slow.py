@@ -32,7 +32,7 @@ def test_minilm_exports_with_parity_and_int8_is_four_times_smaller() -> None:
     # transformer fusion: one Attention per layer, same probabilities, and int8 of the fused graph
     fused = fuse(source)
     assert fused.report.applied and fused.graph is not None, fused.report.reason
-    assert fused.report.fused_ops["Attention"] == 6 and fused.report.fused_ops["SkipLayerNormalization"] == 12
+    assert fused.report.fused_ops["Attention"] == 6 and "SkipLayerNormalization" not in fused.report.fused_ops
     assert fused.report.max_abs_diff is not None and fused.report.max_abs_diff < 1e-4
     fused_int8 = dynamic_int8(fused.graph)
     assert count_ops(fused_int8).get("QAttention") == 6 and len(fused.graph) / len(fused_int8) >= 3.9

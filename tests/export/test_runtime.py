@@ -80,3 +80,60 @@ def test_bad_bundles_get_clear_errors(exported: tuple[Workspace, ExportResult]) 
     with pytest.raises(InvalidInputError, match="unsupported keel bundle version"):
         BundleInfo.from_json(raw)
     assert read_bundle(write_bundle(info, files))[0] == info
+
+
+def _add_layernorm_graph() -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = [2, 3, 8]
+    scale = numpy_helper.from_array(np.linspace(0.5, 1.5, 8).astype(np.float32), "scale")
+    bias = numpy_helper.from_array(np.linspace(-0.1, 0.1, 8).astype(np.float32), "bias")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "skip"], ["sum"]),
+         helper.make_node("LayerNormalization", ["sum", "scale", "bias"], ["y"], axis=-1, epsilon=1e-12)],
+        "add_ln",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("skip", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [scale, bias],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def test_sessions_keep_residual_add_and_layernorm_unfused(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from keelml.export import runtime
+
+    graph = _add_layernorm_graph()
+    seen: dict[str, object] = {}
+    real = ort.InferenceSession
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    sess = runtime.session(graph)
+    assert seen["disabled_optimizers"] == ["SkipLayerNormFusion"]
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.standard_normal((2, 3, 8)).astype(np.float32) for k in ("x", "skip")}
+    total = feeds["x"] + feeds["skip"]
+    mean, std = total.mean(-1, keepdims=True), total.std(-1, keepdims=True)
+    expected = (total - mean) / std * np.linspace(0.5, 1.5, 8) + np.linspace(-0.1, 0.1, 8)
+    np.testing.assert_allclose(sess.run(None, feeds)[0], expected, atol=1e-5)
+    # ONNX Runtime knows the optimizer by that name: with it off the saved graph keeps Add + LayerNorm,
+    # with it on (ONNX Runtime's default) the two become one SkipLayerNormalization
+    ops = {}
+    for disabled in (list(runtime.DISABLED_OPTIMIZERS), []):
+        options = ort.SessionOptions()
+        path = tmp_path / f"optimized-{len(disabled)}.onnx"  # type: ignore[operator]
+        options.optimized_model_filepath = str(path)
+        real(graph, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+        ops[len(disabled)] = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "SkipLayerNormalization" not in ops[1] and "LayerNormalization" in ops[1]
+    assert "SkipLayerNormalization" in ops[0]

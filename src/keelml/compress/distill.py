@@ -1,9 +1,10 @@
 """Distillation: a smaller student learns the teacher's softened outputs plus the hard labels.
 
 Text: the student is the teacher's (adapter-merged) encoder cut to its first ``layers`` layers, so it
-starts from the teacher's weights, with the teacher's head. Tabular: a narrower MLP (``hidden``),
-freshly initialised. Optional transfer rows (unlabelled or augmented, same input columns) add soft
-targets only.
+starts from the teacher's weights, with the teacher's head; ``FitSettings.hidden_weight > 0`` also
+matches the student's pooled features (the head's input) to the teacher's. Tabular: a narrower MLP
+(``hidden``), freshly initialised. Optional transfer rows (unlabelled or augmented, same input
+columns) add soft targets only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keelml.compress.fitting import FitSettings, fit_student, predict
+from keelml.compress.fitting import FitSettings, fit_student, predict_with_features
 from keelml.compress.source import Source
 from keelml.compress.tasks import inputs, linears, mlp, parameter_count, rebuild, torch_module
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError
@@ -118,13 +119,20 @@ def distill(
             [train_table.select(cols), transfer.select(cols)], promote_options="permissive"
         )
         hard = np.concatenate([hard, np.full(transfer.num_rows, -1, dtype=np.int64)])
+    if config.fit.hidden_weight > 0 and source.task != "text":
+        raise InvalidInputError(
+            "feature matching (hidden_weight) needs a text student of the teacher's width",
+            expected="hidden_weight = 0 for tabular students",
+            received=f"hidden_weight={config.fit.hidden_weight} for a {source.task} model",
+            fix="drop hidden_weight (the MLP student is narrower than the teacher)",
+        )
     train_rows = inputs(teacher, source.task, train_table)
     teacher_module = torch_module(teacher, source.task)
-    soft = predict(teacher_module, train_rows)
+    soft, features = predict_with_features(teacher_module, train_rows, features=config.fit.hidden_weight > 0)
     validation = (inputs(teacher, source.task, source.parts["validation"]), source.labels("validation"))
     accuracy, epoch = fit_student(
         student.module, inputs(student, source.task, train_table), soft, hard, validation, config.fit,
         default_learning_rate=1e-4 if source.task == "text" else 1e-2, progress=progress,
-        name=f"distilling {source.spec} -> {description}",
+        name=f"distilling {source.spec} -> {description}", teacher_features=features,
     )  # fmt: skip
     return Student(student, description, parameter_count(student), parameter_count(teacher), accuracy, epoch)

@@ -2,7 +2,10 @@
 
 Loss per batch: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, label)`` with
 ``T`` the temperature (Hinton et al., 2015). Rows without a label (transfer rows) carry label -1 and
-contribute only the soft term. The best epoch on validation accuracy is kept.
+contribute only the soft term. With ``hidden_weight > 0`` (text students) the loss adds
+``hidden_weight * MSE(student features, teacher features)``, the features being the input of the
+classification head (the pooled last hidden state): representation distillation, as in TinyBERT's
+last-layer mapping, for a student of the teacher's width. The best epoch on validation accuracy is kept.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FitSettings:
     learning_rate: float | None = None  # None: 1e-4 for text, 1e-2 for tabular
     patience: int = 2
     seed: int = 0
+    hidden_weight: float = 0.0  # weight of the feature (head input) MSE term; 0: logits only
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,10 +77,13 @@ class FitSettings:
             )
         if self.learning_rate is not None and self.learning_rate <= 0:
             problems.append(f"learning_rate={self.learning_rate} (must be > 0)")
+        if self.hidden_weight < 0:
+            problems.append(f"hidden_weight={self.hidden_weight} (must be >= 0)")
         if problems:
             raise InvalidInputError(
                 "invalid distillation settings",
-                expected="temperature > 0, alpha in [0, 1], epochs/batch/patience >= 1, learning rate > 0",
+                expected="temperature > 0, alpha in [0, 1], epochs/batch/patience >= 1, learning rate > 0, "
+                "hidden_weight >= 0",
                 received="; ".join(problems),
                 fix="e.g. temperature 2, alpha 0.5, epochs 3, learning rate 1e-4 (text) or 1e-2 (tabular)",
             )
@@ -84,15 +91,35 @@ class FitSettings:
 
 def predict(module: Any, inputs: Inputs, batch_size: int = 64) -> npt.NDArray[np.float64]:
     """Softmax outputs of ``module`` over all rows."""
+    return predict_with_features(module, inputs, batch_size, features=False)[0]
+
+
+def _head_inputs(module: Any, store: list[Any]) -> Any:
+    """A forward hook on ``module.head`` appending its input (the features) to ``store``."""
+    return module.head.register_forward_hook(lambda _m, args, _out: store.append(args[0]))
+
+
+def predict_with_features(
+    module: Any, inputs: Inputs, batch_size: int = 64, *, features: bool = True
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32] | None]:
+    """Softmax outputs of ``module`` over all rows and (``features``) the inputs of its ``head``."""
     import torch
 
     module.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(inputs), batch_size):
-            logits = module(*inputs.batch(range(i, min(i + batch_size, len(inputs)))))
-            out.append(torch.softmax(logits, dim=1).double().numpy())
-    return np.vstack(out)
+    out, feats = [], []
+    captured: list[Any] = []
+    hook = _head_inputs(module, captured) if features else None
+    try:
+        with torch.no_grad():
+            for i in range(0, len(inputs), batch_size):
+                logits = module(*inputs.batch(range(i, min(i + batch_size, len(inputs)))))
+                out.append(torch.softmax(logits, dim=1).double().numpy())
+                if captured:
+                    feats.append(captured.pop().float().numpy())
+    finally:
+        if hook is not None:
+            hook.remove()
+    return np.vstack(out), (np.vstack(feats) if features else None)
 
 
 def fit_student(
@@ -106,8 +133,13 @@ def fit_student(
     progress: Progress | None = None,
     name: str = "distilling",
     default_learning_rate: float = 1e-4,
+    teacher_features: npt.NDArray[np.float32] | None = None,
 ) -> tuple[float, int]:
-    """Train ``module`` in place; returns (best validation accuracy, best epoch), its weights restored."""
+    """Train ``module`` in place; returns (best validation accuracy, best epoch), its weights restored.
+
+    ``teacher_features`` (rows x width, the teacher's head inputs) with ``settings.hidden_weight > 0``
+    add the feature MSE term; ``module`` must then have a ``head`` whose input has that width.
+    """
     import torch
     from torch.nn import functional as F
 
@@ -118,6 +150,10 @@ def fit_student(
     teacher = torch.log(torch.from_numpy(soft).float().clamp(min=1e-8)) / t
     targets = torch.softmax(teacher, dim=1)
     labels = torch.from_numpy(hard)
+    matched = teacher_features is not None and settings.hidden_weight > 0
+    hint = torch.from_numpy(teacher_features) if matched and teacher_features is not None else None
+    captured: list[Any] = []
+    hook = _head_inputs(module, captured) if hint is not None else None
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad],
         lr=settings.learning_rate or default_learning_rate,
@@ -140,6 +176,9 @@ def fit_student(
             )
             if settings.alpha < 1 and bool((labels[idx] >= 0).any()):
                 loss = loss + (1 - settings.alpha) * F.cross_entropy(logits, labels[idx], ignore_index=-1)
+            if hint is not None:  # the head's input of this batch (validation calls also append: cleared)
+                loss = loss + settings.hidden_weight * F.mse_loss(captured[-1], hint[idx])
+                captured.clear()
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
             optimizer.step()
@@ -151,6 +190,8 @@ def fit_student(
             best = (accuracy, epoch, copy.deepcopy(module.state_dict()))
         elif epoch - best[1] >= settings.patience:
             break
+    if hook is not None:
+        hook.remove()
     module.load_state_dict(best[2])
     module.eval()
     return best[0], best[1]

@@ -48,6 +48,10 @@ class BenchRow:
     size_bytes: int
     cost_per_million: float
     calls: int
+    # CPU seconds of this process (all its threads) per call, in ms: not inflated by preemption on a
+    # shared machine, unlike the wall-clock latencies above
+    cpu_p50_ms: float | None = None
+    cpu_p90_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -178,14 +182,16 @@ def run_bench(
             for _ in range(warmup):
                 c.run(feeds[(c.variant, b)])
     times: dict[tuple[str, int], list[float]] = {k: [] for k in feeds}
+    cpu: dict[tuple[str, int], list[float]] = {k: [] for k in feeds}
     progress.stage("benchmarking (interleaved)", total=rounds)
     for r in range(rounds):
         order = candidates[r % len(candidates) :] + candidates[: r % len(candidates)]
         for c in order:
             for b in batches:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 c.run(feeds[(c.variant, b)])
                 times[(c.variant, b)].append((time.perf_counter() - start) * 1000.0)
+                cpu[(c.variant, b)].append((time.process_time() - cpu_start) * 1000.0)
         progress.advance()
     largest = max(batches)
     progress.stage("peak memory (one process per variant)", total=len(candidates))
@@ -201,9 +207,10 @@ def run_bench(
             ms = np.asarray(times[(c.variant, b)])
             p50, p90, p95, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 95, 99))
             throughput = b / (float(ms.mean()) / 1000.0)
+            cpu_p50, cpu_p90 = (float(np.percentile(cpu[(c.variant, b)], q)) for q in (50, 90))
             rows.append(BenchRow(c.info.name, c.info.version, c.variant, b, seq if task == "text" else None,
                                  p50, p90, p95, p99, throughput, memories[c.variant], size,
-                                 prof.cost_per_million(throughput), len(ms)))  # fmt: skip
+                                 prof.cost_per_million(throughput), len(ms), cpu_p50, cpu_p90))  # fmt: skip
     result = BenchResult(prof, threads, rounds, tuple(rows), machine())
     if store:
         for row in rows:
@@ -214,6 +221,7 @@ def run_bench(
                 "p99_ms": row.p99_ms, "throughput": row.throughput, "peak_memory_mb": row.peak_memory_mb,
                 "size_bytes": row.size_bytes, "cost_per_million": row.cost_per_million,
                 "details": {"variant": row.variant, "p95_ms": row.p95_ms, "threads": threads,
+                            "cpu_p50_ms": row.cpu_p50_ms, "cpu_p90_ms": row.cpu_p90_ms,
                             "rounds": rounds,
                             "calls": row.calls, "machine": result.machine},
             })  # fmt: skip

@@ -6,6 +6,12 @@ LayerNorm by ``SkipLayerNormalization``, bias + GELU by ``BiasGelu`` and the emb
 (the Q, K and V projections share one quantized input), which is where most of the int8 speed-up of a
 small encoder comes from.
 
+``SkipLayerNormalization`` is off by default (``skip_layer_norm=False``): ONNX Runtime 1.32's CPU kernel
+took 4.2 ns per element against 0.41 ns for ``LayerNormalization`` on the benchmark machine (one
+thread, [32, 128, 384]: 6.6 ms vs 0.64 ms), a quarter of the fused int8 MiniLM's time; the residual
+``Add`` + ``LayerNormalization`` it replaces cost about a fifth of that
+(benchmarks/results/export.md, "int8 GOP/s").
+
 The optimizer's patterns match the graph of the legacy (TorchScript) exporter with eager attention;
 the dynamo exporter's graph (and SDPA attention) is left with unfused attention, so the fused graph is
 exported from a copy of the model with ``attn_implementation="eager"`` and the legacy exporter. It must
@@ -62,14 +68,20 @@ def _encoder(module: Any) -> Any:
     return None
 
 
-def _optimize(graph: bytes, heads: int, hidden: int) -> tuple[bytes, dict[str, int]]:
+def _optimize(
+    graph: bytes, heads: int, hidden: int, skip_layer_norm: bool = False
+) -> tuple[bytes, dict[str, int]]:
+    from onnxruntime.transformers.fusion_options import FusionOptions  # type: ignore[import-untyped]
     from onnxruntime.transformers.optimizer import optimize_model  # type: ignore[import-untyped]
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = skip_layer_norm
+    options.enable_bias_skip_layer_norm = skip_layer_norm
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         path = Path(tmp) / "model.onnx"
         path.write_bytes(graph)
         optimized = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden,
-                                   opt_level=0, use_gpu=False)  # fmt: skip
+                                   optimization_options=options, opt_level=0, use_gpu=False)  # fmt: skip
         stats = optimized.get_fused_operator_statistics()
         target = Path(tmp) / "fused.onnx"
         optimized.save_model_to_file(str(target))  # sorts nodes and declares the com.microsoft opset
@@ -77,8 +89,12 @@ def _optimize(graph: bytes, heads: int, hidden: int) -> tuple[bytes, dict[str, i
     return out, {str(k): int(v) for k, v in stats.items() if v}
 
 
-def fuse(source: ExportSourceLike, *, atol: float = 1e-4) -> Fusion:
-    """The fused graph of a BERT-like text model, checked against torch; else why it is not used."""
+def fuse(source: ExportSourceLike, *, atol: float = 1e-4, skip_layer_norm: bool = False) -> Fusion:
+    """The fused graph of a BERT-like text model, checked against torch; else why it is not used.
+
+    ``skip_layer_norm=True`` also fuses residual add + LayerNorm into ``SkipLayerNormalization``
+    (slower on ONNX Runtime 1.32's CPU kernel, see the module docstring).
+    """
     if source.task != "text":
         return _skip(f"not a transformer encoder ({source.task} model)")
     try:
@@ -99,7 +115,7 @@ def fuse(source: ExportSourceLike, *, atol: float = 1e-4) -> Fusion:
     try:
         encoder.set_attn_implementation("eager")
         plain = strip_metadata(_legacy(module, source))
-        fused, counts = _optimize(plain, heads, hidden)
+        fused, counts = _optimize(plain, heads, hidden, skip_layer_norm)
     except Exception as exc:  # any exporter / optimizer failure: keep the unfused graph, say why
         return _skip(f"fusion failed: {type(exc).__name__}: {str(exc)[:200]}")
     if not counts.get("Attention"):

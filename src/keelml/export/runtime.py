@@ -87,8 +87,18 @@ class OnnxModel:
         return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
+# ONNX Runtime's own graph optimizers that keelml turns off: SkipLayerNormFusion re-fuses residual
+# Add + LayerNormalization into SkipLayerNormalization, whose CPU kernel (onnxruntime 1.32) was 10x
+# slower per element than LayerNormalization on the benchmark machine; without it fused int8 MiniLM
+# took 1.29x less CPU time at batch 1 and 1.24x at batch 32 (benchmarks/results/export.md).
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+
+
 def session(graph: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
-    """An ONNX Runtime session with a fixed thread count (sequential execution, no spinning extras)."""
+    """An ONNX Runtime session with a fixed thread count (sequential execution, no spinning extras).
+
+    The optimizers in :data:`DISABLED_OPTIMIZERS` are off; every other ONNX Runtime optimization is on.
+    """
     try:
         import onnxruntime as ort  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -98,7 +108,9 @@ def session(graph: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUE
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    return ort.InferenceSession(graph, options, providers=list(providers))
+    return ort.InferenceSession(
+        graph, options, providers=list(providers), disabled_optimizers=list(DISABLED_OPTIMIZERS)
+    )
 
 
 class OpenVinoModel:
