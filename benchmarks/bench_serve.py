@@ -17,6 +17,9 @@ The model is fine-tuned once (IA3, 1 epoch on --train-rows reviews) and exported
 from --workspace.
 
     .venv/bin/python benchmarks/bench_serve.py --rounds 3 --seconds 4 --soak-minutes 2
+
+``--overhead-only`` measures only the service overhead (keel alone, concurrency 1, a minute or two;
+``--ab-src OLD/src`` adds a server running an older keelml, in turns): benchmarks/serve_overhead.py.
 """
 
 from __future__ import annotations
@@ -335,6 +338,9 @@ def main() -> None:
         "--ab-src",
         default=None,
         help="with --overhead-only: also a keel server running the keelml under this src folder",
+    )
+    parser.add_argument(
+        "--fake-model", action="store_true", help="with --overhead-only: the tests' numpy model"
     )
     args = parser.parse_args()
     command = " ".join([".venv/bin/python", "benchmarks/bench_serve.py", *sys.argv[1:]])

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ def main() -> None:
         "--api-key", default="bench-key-0123456789abcdef", help="'' for a service without a key"
     )
     parser.add_argument("--ab-src", type=Path, default=None)
+    parser.add_argument(
+        "--output", type=Path, default=None, help="also write the summary (JSON) and a .md next to it"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -96,6 +100,7 @@ def main() -> None:
 
         print(json.dumps(uvloop.run(_measure(args.calls, args.api_key or None))))
         return
+    load_before = os.getloadavg()
     sides: dict[str, Path | None] = {"new": None, **({"old": args.ab_src.resolve()} if args.ab_src else {})}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     for r in range(args.rounds):
@@ -116,6 +121,36 @@ def main() -> None:
         summary["old_over_new_p50_min"] = ratios[0]
     summary["load_average"] = os.getloadavg()
     print(json.dumps(summary, indent=2))
+    if args.output is not None:
+        command = " ".join([".venv/bin/python", "benchmarks/serve_inprocess.py", *sys.argv[1:]])
+        out = {"command": command, "date": datetime.now(UTC).isoformat(timespec="seconds"), "summary": summary,
+               "rounds": results, "load_before": load_before, "new_src": os.environ.get("PYTHONPATH") or "this checkout"}  # fmt: skip
+        args.output.with_suffix(".json").write_text(json.dumps(out, indent=2))
+        args.output.with_suffix(".md").write_text(_report(out, args.ab_src))
+
+
+def _report(out: dict[str, Any], ab_src: Path | None) -> str:
+    s = out["summary"]
+    lines = [
+        "# Serving: the service's own time per /v1/predict call, in process (ASGI, no HTTP, no model)",
+        "",
+        f"Command: `{out['command']}` ({out['date']}). Load average {out['load_before'][0]:.1f} before, "
+        f"{s['load_average'][0]:.1f} after, on {os.cpu_count()} cores shared with other jobs; run at nice 19.",
+        "",
+        "The FastAPI app with the tests' numpy model (a few microseconds), called as ASGI in one process under "
+        "uvloop: routing, middleware, API-key check, body, validation, ids, log queue, metrics, JSON reply.",
+        "",
+        "| keelml | p50 (us, median of rounds) | p90 (us, median of rounds) |",
+        "|---|---|---|",
+    ]
+    for name in ("old", "new"):
+        if name in s:
+            label = f"old (`{ab_src}`)" if name == "old" else f"new (`{out.get('new_src', 'this checkout')}`)"
+            lines.append(f"| {label} | {s[name]['p50_us_median']:.0f} | {s[name]['p90_us_median']:.0f} |")
+    if "old_over_new_p50_median" in s:
+        lines += ["", f"p50 old / new per round: median {s['old_over_new_p50_median']:.1f}x, "
+                  f"smallest {s['old_over_new_p50_min']:.1f}x."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

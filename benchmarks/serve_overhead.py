@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,25 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _start(bench: Any, ws: Path, threads: int, src: Path | None) -> tuple[subprocess.Popen[bytes], str]:
-    """A keel server; with ``src``, running the keelml package under that folder instead."""
-    if src is None:
+def _start(
+    bench: Any, ws: Path, threads: int, src: Path | None, fake: bool
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A keel server; with ``src``, running the keelml package under that folder instead; with ``fake``,
+    the tests' numpy model instead of MiniLM (tests/serve/fake_server.py: what is left is overhead)."""
+    if src is None and not fake:
         return bench.start("keel", ws, threads)  # type: ignore[no-any-return]
     port = bench.free_port()
+    paths = [str(src)] if src is not None else []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "KEEL_API_KEY": "",
-           "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}  # fmt: skip
-    code = "import sys; from keelml.cli.main import run; sys.exit(run(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, "-w", str(ws), "serve", bench.SPEC, "--port", str(port),
-           "--model-threads", str(threads), "--log-level", "warning"]  # fmt: skip
+           "KEEL_FAKE_STORAGE": tempfile.mkdtemp(prefix="keel-overhead-"),
+           "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}  # fmt: skip
+    if fake:
+        cmd = [sys.executable, "-m", "uvicorn", "tests.serve.fake_server:app", "--factory", "--port", str(port),
+               "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    else:
+        code = "import sys; from keelml.cli.main import run; sys.exit(run(sys.argv[1:]))"
+        cmd = [sys.executable, "-c", code, "-w", str(ws), "serve", bench.SPEC, "--port", str(port),
+               "--model-threads", str(threads), "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     bench.wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
     return proc, f"http://127.0.0.1:{port}/v1/predict"
@@ -51,11 +61,20 @@ def _p90(values: list[float]) -> float:
 
 def measure(bench: Any, args: Any, bodies: Path, command: str) -> dict[str, Any]:
     """Rounds of concurrency-1 load against the new server (and the ``--ab-src`` one), interleaved."""
+    if args.fake_model:  # rows of the fake model's schema (amount, region, note)
+        bodies = Path(tempfile.mkdtemp(prefix="keel-overhead-")) / "bodies.jsonl"
+        rows = (
+            {"amount": 100.0 * i - 2000, "region": ("north", "south")[i % 2], "note": f"loan {i}"}
+            for i in range(50)
+        )
+        bodies.write_text("\n".join(json.dumps({"row": row}) for row in rows))
     sides: dict[str, Path | None] = {"new": None}
     if args.ab_src is not None:
         sides["old"] = Path(args.ab_src).resolve()
     before = bench.machine()
-    servers = {name: _start(bench, args.workspace, args.threads, src) for name, src in sides.items()}
+    servers = {
+        name: _start(bench, args.workspace, args.threads, src, args.fake_model) for name, src in sides.items()
+    }
     runs: list[dict[str, Any]] = []
     try:
         for _, url in servers.values():
@@ -91,12 +110,14 @@ def measure(bench: Any, args: Any, bodies: Path, command: str) -> dict[str, Any]
         summary["old_over_new_p90"] = _p90(ratios)
     return {"command": command, "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine_before": before, "machine_after": bench.machine(), "versions": bench.versions(),
-            "threads": args.threads, "rounds": args.rounds, "seconds_per_run": args.seconds,
-            "ab_src": args.ab_src, "summary": summary, "runs": runs}  # fmt: skip
+            "threads": args.threads, "fake_model": args.fake_model, "rounds": args.rounds, "seconds_per_run": args.seconds,
+            "ab_src": args.ab_src, "new_src": os.environ.get("PYTHONPATH") or "this checkout",
+            "summary": summary, "runs": runs}  # fmt: skip
 
 
 def report(out: dict[str, Any]) -> str:
     s, before, after = out["summary"], out["machine_before"], out["machine_after"]
+    model = "the tests' numpy model (tests/serve/fake_server.py)" if out.get("fake_model") else "int8 MiniLM"
     lines = [
         "# Serving: service overhead beyond model time (client side, concurrency 1)",
         "",
@@ -105,7 +126,7 @@ def report(out: dict[str, Any]) -> str:
         f"{before['load_average'][0]:.1f} before, {after['load_average'][0]:.1f} after (shared with other jobs).",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items()) + ".",
         "",
-        f"One uvicorn worker per server, int8 MiniLM, `model_threads = {out['threads']}`, one review per request, "
+        f"One uvicorn worker per server, {model}, `model_threads = {out['threads']}`, one row per request (a review for MiniLM), "
         f"keep-alive, {out['seconds_per_run']:g} s per run, {out['rounds']} rounds"
         + (", the two servers in turns with the order flipped each round." if out["ab_src"] else "."),
         "Overhead = client end-to-end minus the model time in `Server-Timing`; handler = `app - model`.",
@@ -117,7 +138,11 @@ def report(out: dict[str, Any]) -> str:
     for name in ("old", "new"):
         if name in s:
             x = s[name]
-            label = f"old (`{out['ab_src']}`)" if name == "old" else "new (this checkout)"
+            label = (
+                f"old (`{out['ab_src']}`)"
+                if name == "old"
+                else f"new (`{out.get('new_src', 'this checkout')}`)"
+            )
             lines.append(
                 f"| {label} | {x['overhead_p50_ms_median']:.3f} | {x['overhead_p50_ms_p90']:.3f} | "
                 f"{x['overhead_p90_ms_median']:.3f} | {x['handler_p50_ms_median']:.3f} | "
