@@ -47,13 +47,21 @@ publisher = "keelml"
 
 [tool.flwr.app.components]
 serverapp = "keelml.federated.flower_apps:server_app"
-clientapp = "keelml.federated.flower_apps:client_app"
+clientapp = "{clientapp}"
 
 [tool.flwr.app.config]
-keel-config = "{}"
+keel-config = "{{}}"
 keel-out = ""
 keel-connect-timeout = 60
 """
+
+
+# the ClientApp each --secure-agg needs (keelml.federated.deploy_apps; not imported here: it imports flwr)
+CLIENT_APPS = {
+    "off": "keelml.federated.flower_apps:client_app",
+    "keelml": "keelml.federated.deploy_apps:keelml_secagg_client_app",
+    "flower": "keelml.federated.deploy_apps:flower_secagg_client_app",
+}
 
 
 def _bin(name: str) -> str:
@@ -135,12 +143,6 @@ def run_server(
     run_timeout: float = 600.0,
 ) -> DeployedResult:
     """Start a SuperLink, run keelml's app for ``config.rounds`` rounds on the connected clients, stop."""
-    if config.secure_agg != "off":
-        raise InvalidInputError(
-            "secure aggregation is available in simulation only so far",
-            received=f"--secure-agg {config.secure_agg}",
-            fix="use --secure-agg off with keel fl server",
-        )
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     app, home, out = workdir / "app", workdir / "flwr-home", workdir / "out"
@@ -148,7 +150,8 @@ def run_server(
         d.mkdir(exist_ok=True)
     if out.exists():
         shutil.rmtree(out)
-    (app / "pyproject.toml").write_text(APP_PYPROJECT, encoding="utf-8")
+    pyproject = APP_PYPROJECT.format(clientapp=CLIENT_APPS[config.secure_agg])
+    (app / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     (app / "keel_app.py").write_text("# the app's code is keelml.federated.flower_apps\n", encoding="utf-8")
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "keel"\n\n[superlink.keel]\naddress = "{host}:{port}"\ninsecure = true\n',

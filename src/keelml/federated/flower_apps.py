@@ -269,7 +269,7 @@ def federated_evaluate(
 # -- deployment: the apps SuperLink / SuperNode load by module path ----------------------------
 
 
-def _load_node_data(context: Any) -> FederatedClient:
+def load_node_data(context: Any) -> FederatedClient:
     """A SuperNode's client: its own file (``--node-config data-path=...``), read on the node."""
     import pandas as pd
 
@@ -292,9 +292,14 @@ def _deployed_server_main(grid: Any, context: Any) -> None:
             f.write(json.dumps({"round": m.round, **m.scalars(), "dropped": list(m.dropped)}) + "\n")
 
     try:
-        result = serve_rounds(
-            grid, config, on_round=report, connect_timeout=float(cfg.get("keel-connect-timeout", 60))
-        )
+        if config.secure_agg != "off":  # the clients run the matching mod (deploy_apps.COMPONENTS)
+            from keelml.federated.flower_secagg import serve_secagg_rounds
+
+            result = serve_secagg_rounds(grid, context, config, on_round=report)
+        else:
+            result = serve_rounds(
+                grid, config, on_round=report, connect_timeout=float(cfg.get("keel-connect-timeout", 60))
+            )
     except Exception as exc:  # the CLI reads this file; the SuperLink only logs tracebacks
         (out / "error.json").write_text(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
         raise
@@ -314,4 +319,4 @@ def _deployed_server_app() -> Any:
 # what SuperLink / SuperNode load ("keelml.federated.flower_apps:server_app"); importing this module
 # imports flwr, so the rest of keelml imports it only when a Flower engine runs
 server_app = _deployed_server_app()
-client_app = make_client_app(_load_node_data)
+client_app = make_client_app(load_node_data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -36,8 +37,6 @@ FLOWER_CLIPPING_RANGE = 8.0
 
 
 def _secagg_config(config: FederatedConfig) -> FederatedConfig:
-    from dataclasses import replace
-
     if config.secure_agg == "keelml":  # keelml's encoding refuses out-of-range values instead of clipping
         return config
     bound = min(config.clip or FLOWER_CLIPPING_RANGE, FLOWER_CLIPPING_RANGE)
@@ -71,6 +70,15 @@ def make_secagg_client_app(load: Callable[[Any], FederatedClient], protocol: str
             weight = 1 if cfg.client_dp is not None else int(min(update.examples, MAX_WEIGHT))
             return [update.update.astype(np.float64)], weight, {"loss": update.loss, "norm": update.norm}
 
+        def evaluate(
+            self, parameters: list[Any], config: dict[str, Any]
+        ) -> tuple[float, int, dict[str, Any]]:
+            cfg = FederatedConfig.from_mapping(json.loads(str(config["federated"])))
+            spec = TaskSpec.from_json(json.loads(str(config["spec"])))
+            weights = [np.asarray(p, dtype=np.float32) for p in parameters]
+            result = self.client.evaluate(weights, spec, cfg)
+            return float(result["loss"]), int(result["examples"]), {"accuracy": float(result["accuracy"])}
+
     def client_fn(context: Any) -> Any:
         return KeelNumPyClient(load(context)).to_client()
 
@@ -82,7 +90,13 @@ def make_secagg_client_app(load: Callable[[Any], FederatedClient], protocol: str
 def _strategy(
     config: FederatedConfig, test: HoldoutSet | None, on_round: RoundCallback | None, box: dict[str, Any]
 ) -> Any:
-    from flwr.common import FitIns, GetPropertiesIns, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.common import (
+        EvaluateIns,
+        FitIns,
+        GetPropertiesIns,
+        ndarrays_to_parameters,
+        parameters_to_ndarrays,
+    )
     from flwr.server.strategy import Strategy
 
     class KeelSecAggStrategy(Strategy):
@@ -117,12 +131,17 @@ def _strategy(
             k = max(config.min_clients, round(config.fraction_fit * n))
             proxies = client_manager.sample(num_clients=min(k, n), min_num_clients=config.min_clients)
             self.sampled = len(proxies)
-            fit_config: dict[str, Any] = {
+            return [
+                (p, FitIns(ndarrays_to_parameters(self.weights), self._config(server_round))) for p in proxies
+            ]
+
+        def _config(self, server_round: int) -> dict[str, Any]:
+            assert self.spec is not None
+            return {
                 "federated": json.dumps(config.to_json()),
                 "spec": json.dumps(self.spec.to_json()),
                 "server-round": server_round,
             }
-            return [(p, FitIns(ndarrays_to_parameters(self.weights), fit_config)) for p in proxies]
 
         def aggregate_fit(
             self, server_round: int, results: list[Any], failures: list[Any]
@@ -150,17 +169,38 @@ def _strategy(
                     test=metrics,
                 )
             )
-            if on_round is not None:
+            if on_round is not None and not self._evaluates_on_clients(server_round):
                 on_round(self.history[-1])
             return ndarrays_to_parameters(self.weights), {}
 
+        def _evaluates_on_clients(self, server_round: int) -> bool:
+            """Without held-out rows (deployment) the last model is evaluated on the clients' own rows."""
+            return self.held_out is None and server_round == config.rounds
+
         def configure_evaluate(self, server_round: int, parameters: Any, client_manager: Any) -> list[Any]:
-            return []
+            if not self._evaluates_on_clients(server_round) or len(self.history) < server_round:
+                return []
+            ins = EvaluateIns(ndarrays_to_parameters(self.weights), self._config(server_round))
+            return [(p, ins) for p in client_manager.all().values()]
 
         def aggregate_evaluate(
             self, server_round: int, results: list[Any], failures: list[Any]
         ) -> tuple[Any, dict[str, Any]]:
-            return None, {}
+            if not self._evaluates_on_clients(server_round) or len(self.history) < server_round:
+                return None, {}
+            n = np.array([float(r[1].num_examples) for r in results])
+            metrics: dict[str, float] = {}
+            if n.sum() > 0:  # example-weighted, as the plain deployment's federated evaluation
+                accuracy = np.array([float(r[1].metrics["accuracy"]) for r in results])
+                loss = np.array([float(r[1].loss) for r in results])
+                metrics = {
+                    "accuracy": float((accuracy * n).sum() / n.sum()),
+                    "loss": float((loss * n).sum() / n.sum()),
+                }
+            self.history[-1] = replace(self.history[-1], test=metrics)
+            if on_round is not None:
+                on_round(self.history[-1])
+            return None, metrics
 
         def evaluate(self, server_round: int, parameters: Any) -> Any:
             return None
