@@ -55,6 +55,14 @@ def simulate(
     data: str = typer.Option(..., "--data", "-d", help="Dataset version NAME[@V] to split across clients."),
     clients: int = typer.Option(10, "--clients", help="Number of simulated clients."),
     partition: str = typer.Option("iid", "--partition", help="iid | dirichlet:ALPHA | by:COLUMN."),
+    task: str = typer.Option(
+        "tabular", "--task", help="tabular (MLP) | text (MiniLM + LoRA, adapter and head)."
+    ),
+    text: str | None = typer.Option(None, "--text", help="Text column for --task text (default: text)."),
+    max_length: int | None = typer.Option(None, "--max-length", help="Tokens per text (64)."),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank for --task text (8)."),
+    base: str | None = typer.Option(None, "--base", help="Text base model: minilm (default) or a folder."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Client batch size (32)."),
     rounds: int = typer.Option(10, "--rounds", help="Federated rounds."),
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam."),
     robust: str | None = typer.Option(
@@ -73,7 +81,9 @@ def simulate(
     ),
     engine: str = typer.Option("inprocess", "--engine", help="inprocess (fast) | flower (Ray simulation)."),
     local_epochs: int | None = typer.Option(None, "--local-epochs", help="Local epochs per round (1)."),
-    lr: float | None = typer.Option(None, "--lr", help="Client learning rate (0.05)."),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Client learning rate (tabular 0.05, text 5e-3 with AdamW)."
+    ),
     server_lr: float | None = typer.Option(None, "--server-lr", help="FedAdam server learning rate."),
     fraction_fit: float | None = typer.Option(
         None, "--fraction-fit", help="Share of clients sampled per round."
@@ -94,6 +104,12 @@ def simulate(
     config = _config(
         clients=clients,
         partition=partition,
+        task=task,
+        text=text,
+        max_length=max_length,
+        lora_rank=lora_rank,
+        base=base,
+        batch_size=batch_size,
         rounds=rounds,
         strategy=strategy,
         robust=robust,
@@ -136,8 +152,9 @@ def simulate(
         )
         return
     out.print(
-        f"federated {config.strategy} on {run.dataset}: {config.clients} clients ({config.partition}), "
-        f"{config.rounds} rounds, engine {config.engine}, secure aggregation {config.secure_agg}"
+        f"federated {config.task} {config.strategy} on {run.dataset}: {config.clients} clients "
+        f"({config.partition}), {config.rounds} rounds, engine {config.engine}, "
+        f"secure aggregation {config.secure_agg}"
     )
     table = Table("round", "clients", "dropped", "train loss", "test accuracy", "seconds")
     for m in run.history:
@@ -170,6 +187,13 @@ def server(
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam."),
     robust: str | None = typer.Option(None, "--robust", help="trimmed-mean | median."),
     client_dp: str | None = typer.Option(None, "--client-dp", help="CLIP,NOISE: client-level DP."),
+    secure_noise: bool | None = SECURE_NOISE,
+    secure_agg: str = typer.Option(
+        "off", "--secure-agg", help="keelml (SecAgg+, keelml's protocol) | flower (Flower's SecAgg+) | off."
+    ),
+    secagg_shares: int | None = typer.Option(
+        None, "--secagg-shares", help="Flower SecAgg+ shares per client (odd; default 5, at most --clients)."
+    ),
     max_update_norm: float | None = typer.Option(
         None, "--max-update-norm", help="Clip updates to this norm."
     ),
@@ -195,12 +219,16 @@ def server(
         strategy=strategy,
         robust=robust,
         client_dp=_client_dp(client_dp),
+        secure_noise=secure_noise,
+        secure_agg=secure_agg,
+        secagg_shares=secagg_shares,
         max_update_norm=max_update_norm,
         min_clients=min_clients,
         round_timeout=round_timeout,
     )
     err.print(
-        f"SuperLink on {host}:{port}; waiting for {clients} clients (`keel fl client --server {host}:{port}`)"
+        f"SuperLink on {host}:{port}; waiting for {clients} clients "
+        f"(`keel fl client --server {host}:{port}`); secure aggregation {config.secure_agg}"
     )
     result = run_server(
         config, out_dir, host=host, port=port, connect_timeout=connect_timeout, run_timeout=run_timeout
@@ -217,6 +245,7 @@ def server(
                 "rounds": result.rounds,
                 "seconds": result.seconds,
                 "classes": list(result.spec.classes),
+                "secure_agg": config.secure_agg,
             }
         )
         return

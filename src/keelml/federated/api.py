@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pandas is imported when a run reads its data, not by `impor
 
 EpsilonFn = Callable[..., float]
 FRAMEWORKS = ["torch", "numpy", "pandas", "pyarrow"]
+TEXT_FRAMEWORKS = ["transformers", "peft", "tokenizers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +60,10 @@ class FederatedRun:
         return self.history[-1].scalars() if self.history else {}
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(task: str = "tabular") -> list[str]:
     out = [f"keelml=={metadata.version('keelml')}"]
-    return out + [f"{d}=={metadata.version(d).split('+')[0]}" for d in FRAMEWORKS]
+    frameworks = FRAMEWORKS + (TEXT_FRAMEWORKS if task == "text" else [])
+    return out + [f"{d}=={metadata.version(d).split('+')[0]}" for d in frameworks]
 
 
 def client_epsilon(config: FederatedConfig, epsilon_fn: EpsilonFn) -> float | None:
@@ -120,10 +122,12 @@ class Federated:
         on_round: RoundCallback | None = None,
         progress: Progress | None = None,
     ) -> FederatedRun:
-        """Federated training of a tabular classifier on simulated clients holding parts of ``data``."""
+        """Federated training on simulated clients holding parts of ``data``: a tabular MLP, or with
+        ``config.task == "text"`` MiniLM + LoRA on the text column (adapter and head travel)."""
         from keelml.federated.client import FederatedClient
         from keelml.federated.model import LOADER, model_bytes
         from keelml.federated.partition import partition_rows
+        from keelml.federated.text import LOADER as TEXT_LOADER
 
         config = config or FederatedConfig()
         started = time.perf_counter()
@@ -139,7 +143,8 @@ class Federated:
                 fix="pass --label COLUMN",
             )
         frame: pd.DataFrame = datasets.read(ref).to_pandas()
-        for column in [label, *(features or [])]:
+        text_columns = [config.text] if config.task == "text" else []
+        for column in [label, *(features or []), *text_columns]:
             if column not in frame.columns:
                 raise ColumnNotFoundError(
                     f"column {column!r} is not in {ref}",
@@ -169,15 +174,19 @@ class Federated:
         train = frame.iloc[train_idx].reset_index(drop=True)
         groups = train[spec.column].to_numpy(dtype=object) if spec.kind == "by" else None
         parts = partition_rows(y[train_idx], spec, config.clients, seed=config.seed, groups=groups)
-        clients = [
-            FederatedClient(
-                f"client-{i}", train.iloc[p][[*feature_names, label]], label=label, features=feature_names
+        if config.task == "text":
+            clients, test, engine = self._text_engine(train, frame.iloc[test_idx], parts, label, config)
+        else:
+            clients = [
+                FederatedClient(
+                    f"client-{i}", train.iloc[p][[*feature_names, label]], label=label, features=feature_names
+                )
+                for i, p in enumerate(parts)
+            ]
+            test = HoldoutSet(
+                frame.iloc[test_idx][feature_names], frame.iloc[test_idx][label].astype(str).tolist()
             )
-            for i, p in enumerate(parts)
-        ]
-        test = HoldoutSet(
-            frame.iloc[test_idx][feature_names], frame.iloc[test_idx][label].astype(str).tolist()
-        )
+            engine = self._engine
 
         privacy = self._privacy() if config.client_dp is not None else None
         epsilon = None
@@ -186,8 +195,10 @@ class Federated:
             privacy.check(ref.name, epsilon=epsilon, delta=config.delta)
         model_name = name or f"{ref.name}-fl"
         with self._ws.models.run(experiment=model_name, run_name=f"federated {model_name} on {ref}") as run:
-            run.log_params({"task": "tabular", "federated": True, "dataset": str(ref), **config.to_json()})
-            run.set_tags({"keel.dataset": str(ref), "keel.task": "tabular", "keel.federated": config.engine})
+            run.log_params({"task": config.task, "federated": True, "dataset": str(ref), **config.to_json()})
+            run.set_tags(
+                {"keel.dataset": str(ref), "keel.task": config.task, "keel.federated": config.engine}
+            )
             version = self._ws.catalog.get_version(ref.name, ref.version)
             run.log_dataset(ref, source=record.table_uri, schema=version.schema, rows=version.row_count)
 
@@ -196,10 +207,14 @@ class Federated:
                 if on_round is not None:
                     on_round(m)
 
-            result = self._engine(clients, config, test, report, progress)
-            blob = model_bytes(
-                result.weights, result.spec, hidden=config.hidden, label=label, seed=config.seed
-            )
+            result = engine(clients, config, test, report, progress)
+            if config.task == "text":
+                blob, classes, loader = result.model.to_bytes(), result.classes, TEXT_LOADER
+            else:
+                blob = model_bytes(
+                    result.weights, result.spec, hidden=config.hidden, label=label, seed=config.seed
+                )
+                classes, loader = result.spec.classes, LOADER
             artifact = self._ws.artifacts.put_bytes(blob)
             final = {f"test_{k}": v for k, v in result.history[-1].test.items()}
             final.update(
@@ -208,7 +223,7 @@ class Federated:
             if epsilon is not None:
                 final.update({"client_epsilon": epsilon, "client_delta": config.delta})
             run.log_metrics(final)
-            partitions = self._partitions(ref, config, parts, y[train_idx], result)
+            partitions = self._partitions(ref, config, parts, y[train_idx], classes)
             run.log_json("partitions.json", [dataclasses.asdict(p) for p in partitions])
             if privacy is not None and epsilon is not None:
                 privacy.spend(
@@ -234,9 +249,9 @@ class Federated:
                     artifact=artifact,
                     dataset=ref,
                     metrics=final,
-                    loader=LOADER,
-                    pip_requirements=pip_requirements(),
-                    task="tabular",
+                    loader=loader,
+                    pip_requirements=pip_requirements(config.task),
+                    task=config.task,
                 )
                 registered = str(info.ref)
                 self._link(partitions, info.ref.node_id)
@@ -269,13 +284,43 @@ class Federated:
 
         return run_inprocess(clients, config, test=test, on_round=report, progress=progress)
 
+    def _text_engine(
+        self, train: pd.DataFrame, test_rows: pd.DataFrame, parts: list[np.ndarray[Any, Any]], label: str,
+        config: FederatedConfig,
+    ) -> tuple[list[Any], Any, Callable[..., Any]]:  # fmt: skip
+        """Text clients (their own reviews), the held-out reviews, and the engine with the model from
+        ``ws.training`` (the training capability, reached at run time)."""
+        from keelml.federated.text import TextClient, TextHoldout, run_text_inprocess
+
+        texts = train[config.text].astype(str).tolist()
+        labels = train[label].astype(str).tolist()
+        clients = [
+            TextClient(f"client-{i}", [texts[j] for j in p], [labels[j] for j in p])
+            for i, p in enumerate(parts)
+        ]
+        test = TextHoldout(test_rows[config.text].astype(str).tolist(), test_rows[label].astype(str).tolist())
+        model_config = {
+            "text": config.text, "label": label, "base": config.base, "peft": "lora",
+            "lora_rank": config.lora_rank, "max_length": config.max_length, "seed": config.seed,
+            "learning_rate": config.rate,
+        }  # fmt: skip
+        training: Any = self._ws.training
+
+        def engine(clients: Any, config: FederatedConfig, test: Any, report: Any, progress: Any) -> Any:
+            return run_text_inprocess(
+                lambda classes: training.text_model(model_config, classes), clients, config, test=test,
+                on_round=report, progress=progress,
+            )  # fmt: skip
+
+        return clients, test, engine
+
     def _partitions(
         self,
         ref: DatasetRef,
         config: FederatedConfig,
         parts: list[np.ndarray[Any, Any]],
         y: np.ndarray[Any, Any],
-        result: EngineResult,
+        classes: Sequence[str],
     ) -> list[ClientPartition]:
         out = []
         lineage = self._ws.catalog.lineage
@@ -284,7 +329,7 @@ class Federated:
                 digest = hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
                 node = f"partition:{ref.name}@{ref.version}/{config.partition}/{i + 1}of{len(parts)}/{digest}"
                 labels = {
-                    result.spec.classes[int(k)]: int(v)
+                    classes[int(k)]: int(v)
                     for k, v in zip(*np.unique(y[rows], return_counts=True), strict=True)
                 }
                 lineage.add_node(

@@ -93,7 +93,7 @@ class FederatedClient:
             y,
             epochs=config.local_epochs,
             batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
+            learning_rate=config.rate,
             proximal_mu=config.proximal_mu if config.strategy == "fedprox" else 0.0,
             seed=seed,
         )

@@ -23,6 +23,9 @@ StrategyName = Literal["fedavg", "fedprox", "fedadam"]
 RobustName = Literal["trimmed-mean", "median"]
 SecureAgg = Literal["off", "keelml", "flower"]
 Engine = Literal["inprocess", "flower"]
+Task = Literal["tabular", "text"]
+# client learning rate when none is given: numpy SGD with momentum for the MLP, AdamW for LoRA
+DEFAULT_LEARNING_RATE = {"tabular": 0.05, "text": 5e-3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ def _positive(name: str, value: float, flag: str, *, integer: bool = False, zero
 
 @dataclass(frozen=True, slots=True)
 class FederatedConfig:
-    """A federated training run on a tabular dataset.
+    """A federated training run: ``task`` tabular (an MLP) or text (MiniLM + LoRA on column ``text``,
+    ``max_length`` tokens, LoRA rank ``lora_rank`` on ``base``; only adapter and head train and travel).
 
     ``client_dp=(clip, noise)`` clips each client's update to L2 norm ``clip`` and adds Gaussian noise
     with standard deviation ``noise * clip`` to the sum on the server (noise is the noise multiplier),
@@ -89,6 +93,7 @@ class FederatedConfig:
     """
 
     clients: int = 10
+    task: Task = "tabular"
     partition: str = "iid"
     rounds: int = 10
     strategy: StrategyName = "fedavg"
@@ -104,7 +109,7 @@ class FederatedConfig:
     min_clients: int = 2
     local_epochs: int = 1
     batch_size: int = 32
-    learning_rate: float = 0.05
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE of the task
     proximal_mu: float = 0.01
     server_learning_rate: float = 0.05
     hidden: tuple[int, ...] = (64, 32)
@@ -114,12 +119,17 @@ class FederatedConfig:
     round_timeout: float = 60.0
     engine: Engine = "inprocess"
     label: str | None = None
+    text: str = "text"
+    base: str = "minilm"  # the text base model: minilm (bundled) or a local model folder
+    max_length: int = 64
+    lora_rank: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
         _choice("strategy", self.strategy, get_args(StrategyName), "--strategy")
         _choice("secure aggregation", self.secure_agg, get_args(SecureAgg), "--secure-agg")
         _choice("engine", self.engine, get_args(Engine), "--engine")
+        _choice("task", self.task, get_args(Task), "--task")
         if self.robust is not None:
             _choice("robust aggregator", self.robust, get_args(RobustName), "--robust")
         self.partition_spec  # noqa: B018 - validates the spec
@@ -135,10 +145,12 @@ class FederatedConfig:
             ("local_epochs", "--local-epochs"),
             ("batch_size", "--batch-size"),
             ("min_clients", "--min-clients"),
+            ("max_length", "--max-length"),
+            ("lora_rank", "--lora-rank"),
         ):
             _positive(name, getattr(self, name), flag, integer=True)
         for name, flag in (
-            ("learning_rate", "--lr"),
+            ("rate", "--lr"),
             ("server_learning_rate", "--server-lr"),
             ("round_timeout", "--round-timeout"),
         ):
@@ -202,6 +214,11 @@ class FederatedConfig:
             raise InvalidInputError(
                 "hidden layer sizes must be positive", received=str(self.hidden), fix="e.g. hidden = [64, 32]"
             )
+
+    @property
+    def rate(self) -> float:
+        """The client learning rate in effect: ``learning_rate``, or the task's default."""
+        return DEFAULT_LEARNING_RATE[self.task] if self.learning_rate is None else self.learning_rate
 
     @property
     def partition_spec(self) -> Partition:

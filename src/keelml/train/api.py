@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from keelml.train.tabular import (
     synthetic_rows,
     train_tabular,
 )
-from keelml.train.text import TextResult, train_text
+from keelml.train.text import TextClassifier, TextResult, new_text_model, train_text
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -149,6 +149,11 @@ class Training:
         artifact = self._ws.artifacts.put_bytes(result.model.to_bytes())
         as_json = config.to_json()
         return TrainedModel("text", ref, artifact, as_json, config_digest(as_json), result)
+
+    def text_model(self, config: Mapping[str, Any], classes: Sequence[str]) -> TextClassifier:
+        """A fresh text classifier for ``config`` (TextConfig keys) and ``classes``: what federated
+        text runs start every client from (they train its adapter and head, and save it like this one)."""
+        return new_text_model(TextConfig.from_mapping(config), classes)
 
     def test_split(
         self, data: str | DatasetRef, config: dict[str, Any], *, task: str

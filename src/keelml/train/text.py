@@ -185,6 +185,17 @@ class TextClassifier:
             return cls.load(Path(tmp))
 
 
+def new_text_model(config: TextConfig, classes: Sequence[str]) -> TextClassifier:
+    """A fresh (untrained) classifier: the base encoder wrapped with ``config.peft``, a new head; seeded."""
+    seed_everything(config.seed)
+    encoder, tokenizer = load_base(base_model_path(config.base))
+    targets = [] if config.peft == "full" else target_modules(encoder, config.peft, config.target_modules)
+    hidden = int(encoder.config.hidden_size)
+    encoder = wrap(encoder, config.peft, targets, rank=config.lora_rank, alpha=config.lora_alpha,
+                   dropout=config.lora_dropout)  # fmt: skip
+    return TextClassifier(_module(encoder, hidden, len(classes)), tokenizer, tuple(classes), config)
+
+
 @dataclass(frozen=True, slots=True)
 class TextResult:
     model: TextClassifier
@@ -217,7 +228,7 @@ def train_text(
             received=config.text,
             fix="pass --text COLUMN",
         )
-    base = base_model_path(config.base)
+    base_model_path(config.base)  # a missing base model fails here, before any work
     table, y, classes = labels_of(table, config.label or label)
     parts = split_indices(y, config, train_only=synthetic_rows(table))
     if min(len(p) for p in parts.values()) == 0:
@@ -226,13 +237,7 @@ def train_text(
             received=f"{len(y)} rows",
             fix="add rows, or raise test_fraction / validation_fraction",
         )
-    seed_everything(config.seed)
-    encoder, tokenizer = load_base(base)
-    targets = [] if config.peft == "full" else target_modules(encoder, config.peft, config.target_modules)
-    hidden = int(encoder.config.hidden_size)
-    encoder = wrap(encoder, config.peft, targets, rank=config.lora_rank, alpha=config.lora_alpha,
-                   dropout=config.lora_dropout)  # fmt: skip
-    model = TextClassifier(_module(encoder, hidden, len(classes)), tokenizer, classes, config)
+    model = new_text_model(config, classes)
     texts = [str(t) for t in table[config.text].to_pylist()]
     y_all = torch.from_numpy(y)
 
