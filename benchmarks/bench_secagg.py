@@ -15,7 +15,7 @@ What is measured (all in one process, one thread for numpy/BLAS, methods interle
      and returns its new weights. The model is keelml's federated MLP, 64 -> 384 -> 192 -> 10
      (100,810 parameters). Shards are generated (10 Gaussian classes in 64 dimensions) with
      100 + node % 256 examples (100 to 355, mean about 228: LEAF's FEMNIST has 805,263 samples over
-     3,550 writers, 227 per writer).
+     3,550 writers, 227 per writer); ``--shard LOW:HIGH`` changes the range.
    - ``protocol``: ``fit`` returns a fixed per-client update (no training), so the round time is
      protocol + messaging + aggregation only.
    Methods: plain FedAvg (Flower's ``default_fit_workflow``), keelml (``KeelSecAggWorkflow`` +
@@ -74,8 +74,11 @@ def _local(node: int) -> list[np.ndarray[Any, Any]]:
     return _UPDATES[node]
 
 
+SHARD = [100, 356]  # examples per client: 100 + node % 256 (--shard LOW:HIGH sets [LOW, HIGH + 1])
+
+
 def _examples(node: int) -> int:
-    return 100 + node % 256
+    return SHARD[0] + node % (SHARD[1] - SHARD[0])
 
 
 def _shard(node: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -264,7 +267,10 @@ def main() -> None:
     )
     parser.add_argument("--modes", default=",".join(MODES), help="train and/or protocol")
     parser.add_argument("--output", default="secagg", help="results file name (without .json / .md)")
+    parser.add_argument("--shard", default="100:355", help="LOW:HIGH examples per client (train mode)")
     args = parser.parse_args()
+    low, high = (int(x) for x in args.shard.split(":"))
+    SHARD[:] = [low, high + 1]
     modes = [m for m in args.modes.split(",") if m]
     if not set(modes) <= set(MODES):
         parser.error(f"--modes takes {' and '.join(MODES)}")
@@ -325,10 +331,11 @@ def main() -> None:
         + (" --full-graph" if args.full_graph else "")
         + (f" --repetitions {args.repetitions}" if args.repetitions != "50:5,200:3" else "")
         + (f" --modes {args.modes}" if modes != list(MODES) else "")
-        + (f" --output {args.output}" if args.output != "secagg" else ""),
+        + (f" --output {args.output}" if args.output != "secagg" else "")
+        + (f" --shard {args.shard}" if args.shard != "100:355" else ""),
         "parameters": sum(int(np.prod(s)) for s in SHAPES),
         "local_training": f"{EPOCHS} epoch, batch {BATCH}, learning rate {LEARNING_RATE}, momentum 0.9; "
-        "100 + node % 256 examples per client",
+        f"{low} + node % {high + 1 - low} examples per client",
         "machine": f"{platform.machine()} {os.cpu_count()} cores, SHARED with other jobs "
         f"(load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end)",
         "versions": {p: version(p) for p in ("numpy", "cryptography", "flwr")}
