@@ -14,6 +14,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
 
 from keelml.core.lineage import Edge
 from keelml.core.workspace import Workspace
@@ -80,6 +81,31 @@ def test_a_catalog_that_cannot_be_written_does_not_stop_serving(
         assert client.post("/v1/predict", json={"row": GOOD_ROW}).status_code == 200
         assert client.get("/v1/model").json()["deployment"] is None
     assert recorder.recorded == [] and "could not record deployment" in caplog.text
+
+
+def test_a_worker_that_loses_the_race_to_write_the_node_reads_it_again(
+    lws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers of one `keel serve --workers N` start together and record the same deployment."""
+    lineage = lws.catalog.lineage
+    original = lineage.add_node
+    calls: list[str] = []
+
+    def racing(conn: Any, node_id: str, *args: Any, **kwargs: Any) -> None:
+        calls.append(node_id)
+        if len(calls) == 1:  # the other worker's insert lands between our check and our insert
+            with lws.catalog.begin() as other:
+                original(other, node_id, *args, **kwargs)
+            raise IntegrityError("INSERT INTO nodes", {}, Exception("UNIQUE constraint failed: nodes.id"))
+        original(conn, node_id, *args, **kwargs)
+
+    monkeypatch.setattr(lineage, "add_node", racing)
+    recorder = DeploymentRecorder(lws, SPEC, workers=2)
+    with TestClient(fake_app(tmp_path / "storage", on_serve=recorder)):
+        pass
+    v1 = deployment_node(SPEC, 1)
+    assert calls == [v1, v1] and recorder.recorded == [v1] and "could not record" not in caplog.text
+    assert Edge("model:loans@1", v1, "deployed") in lineage.graph(v1, "upstream").edges
 
 
 def test_an_unregistered_model_version_gets_a_deployment_without_an_edge(tmp_path: Path) -> None:

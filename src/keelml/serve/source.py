@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 import keelml.export  # noqa: F401  (registers ws.exports; importing it never imports torch)
 from keelml.core import catalog_schema as t
@@ -138,14 +139,20 @@ class DeploymentRecorder:
         if self.endpoint is not None:
             attrs["endpoint"] = self.endpoint
         try:
-            lineage = self._ws.catalog.lineage
-            with self._ws.catalog.begin() as conn:
-                lineage.add_node(conn, node, "deployment", self.spec, loaded.version, attrs)
-                if conn.execute(select(t.nodes.c.id).where(t.nodes.c.id == model_node)).first() is not None:
-                    lineage.add_edge(conn, model_node, node, "deployed")
+            try:
+                self._write(node, model_node, loaded.version, attrs)
+            except IntegrityError:  # another worker of this service wrote the same node first: check again
+                self._write(node, model_node, loaded.version, attrs)
         except Exception as exc:  # e.g. the catalog locked by another writer for too long
             log.warning("could not record deployment %s in the lineage graph: %s: %s", node,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
             return None
         self.recorded.append(node)
         return node
+
+    def _write(self, node: str, model_node: str, version: int, attrs: dict[str, Any]) -> None:
+        lineage = self._ws.catalog.lineage
+        with self._ws.catalog.begin() as conn:
+            lineage.add_node(conn, node, "deployment", self.spec, version, attrs)
+            if conn.execute(select(t.nodes.c.id).where(t.nodes.c.id == model_node)).first() is not None:
+                lineage.add_edge(conn, model_node, node, "deployed")
