@@ -127,3 +127,16 @@ def test_files_roll_over_and_statistics_match_a_whole_write(
     assert delta.read(str(tmp_path / "t"), version).equals(table)
     delta.discard_files(str(tmp_path / "t"), actions)
     assert not list((tmp_path / "t").glob("*.parquet"))
+
+
+def test_files_that_end_on_a_row_group_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FILE_ROWS is a multiple of ROW_GROUP_ROWS (2^21 and 2^17): a file can close with nothing pending."""
+    monkeypatch.setattr(delta, "FILE_ROWS", 64)
+    monkeypatch.setattr(delta, "ROW_GROUP_ROWS", 32)
+    table = pa.table({"i": pa.array(range(200), pa.int64())})
+    actions = delta.write_stream_files(str(tmp_path / "t"), iter(table.to_batches(max_chunksize=16)))
+    assert [json.loads(a.stats)["numRecords"] for a in actions] == [64, 64, 64, 8]
+    version = delta.commit_files(
+        str(tmp_path / "t"), actions, table.schema, "error", recorded_version=None, metadata={}
+    )
+    assert delta.read(str(tmp_path / "t"), version).equals(table)

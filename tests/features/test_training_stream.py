@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from keelml import Workspace
 from keelml.data import delta
-from keelml.features import DerivedFeature, FeatureFunctionError, FeatureRepo
+from keelml.features import (
+    DerivedFeature,
+    FeatureFunctionError,
+    FeatureRepo,
+    FeatureView,
+    JoinMemoryError,
+    point_in_time,
+)
 from tests.features.conftest import CUSTOMER, ORDERS, PER_ITEM, T0
 
 
@@ -72,3 +81,28 @@ def test_the_spill_directory_is_made_with_its_parents(fws: Workspace) -> None:
     assert not spill.parent.exists()
     fws.features.create_training_dataset("train", _rows(10), ["amount"], memory_limit="64MB")
     assert spill.is_dir()
+
+
+def test_a_join_over_the_memory_limit_is_a_clear_error(explains: Callable[..., str]) -> None:
+    rng = np.random.default_rng(0)
+    n, t0 = 200_000, 1_700_000_000_000_000
+    view = FeatureView(
+        "v", entity=CUSTOMER, source="s", timestamp="ts", ttl=dt.timedelta(days=1), features=("x",)
+    )
+    feats = pa.table(
+        {
+            "customer_id": rng.integers(0, 1000, n),
+            "ts": pa.array(t0 + rng.integers(0, 10**11, n)).cast(pa.timestamp("us", "UTC")),
+            "x": rng.normal(size=n),
+        }
+    )
+    rows = pa.table(
+        {
+            "customer_id": rng.integers(0, 1000, n),
+            "event_time": pa.array(t0 + rng.integers(0, 10**11, n)).cast(pa.timestamp("us", "UTC")),
+        }
+    )
+    with pytest.raises(JoinMemoryError) as info:
+        list(point_in_time(rows, "event_time", [(view, feats, ["x"])], memory_limit="1MB", threads=1))
+    assert isinstance(info.value, MemoryError)
+    explains(info.value, "memory limit", "memory_limit=1MB")

@@ -239,6 +239,8 @@ class _StreamFiles:
         self.file_rows, self.stats = 0, []
 
     def _flush(self, *, whole_groups: bool) -> None:
+        if not self.pending:  # a file that ends on a row-group boundary has nothing left
+            return
         table = pa.Table.from_batches(self.pending)
         keep = table.num_rows % ROW_GROUP_ROWS if whole_groups else 0
         if table.num_rows - keep:

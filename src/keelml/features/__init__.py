@@ -15,7 +15,7 @@ from keelml.features.definitions import (
     on_demand,
 )
 from keelml.features.materialize import MaterializeResult, ViewMaterialization
-from keelml.features.offline import MissingTimestampError, point_in_time
+from keelml.features.offline import JoinMemoryError, MissingTimestampError, point_in_time
 from keelml.features.online import OnlineStore, RedisOnlineStore, SQLiteOnlineStore, open_online_store
 from keelml.features.parity import Mismatch, ParityReport
 from keelml.features.registry import Registered
@@ -32,6 +32,7 @@ __all__ = [
     "FeatureRepo",
     "FeatureStore",
     "FeatureView",
+    "JoinMemoryError",
     "MaterializeResult",
     "Mismatch",
     "MissingTimestampError",

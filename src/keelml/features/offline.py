@@ -24,15 +24,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keelml.core.errors import ColumnNotFoundError, EmptySourceError, InvalidInputError
+from keelml.core.errors import ColumnNotFoundError, EmptySourceError, InvalidInputError, KeelError
 from keelml.features.definitions import FeatureNameConflictError, FeatureView
-from keelml.features.scan import Source, as_utc, column_names, connect, q, register
+from keelml.features.scan import DEFAULT_MEMORY_LIMIT, Source, as_utc, column_names, connect, q, register
 
 UTC_US = pa.timestamp("us", "UTC")
 
 
 class MissingTimestampError(InvalidInputError):
     """A point-in-time request whose entity rows lack a timestamp."""
+
+
+class JoinMemoryError(KeelError, MemoryError):
+    """DuckDB needed more than its memory limit in a part of the join that cannot spill."""
 
 
 def utc(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -201,6 +205,8 @@ def point_in_time(
     ``prefilter`` (decided from the entity rows when ``None``) a view's rows are first cut to the
     entity keys asked for and, per key, to the event times that can matter, [first T - ttl, last T].
     """
+    import duckdb
+
     keys = list(dict.fromkeys(k for view, _, _ in views for k in view.entity.keys))
     if isinstance(rows, pa.Table):
         rows = check_entity_rows(rows, timestamp, keys)
@@ -263,5 +269,13 @@ def point_in_time(
         )
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         yield from reader
+    except duckdb.OutOfMemoryException as exc:
+        raise JoinMemoryError(
+            "the point-in-time join ran out of DuckDB's memory limit",
+            expected=f"the join to fit in memory_limit={memory_limit or DEFAULT_MEMORY_LIMIT} (sorts spill "
+            "to disk; some join states cannot)",
+            received=str(exc).splitlines()[0],
+            fix="raise memory_limit (e.g. memory_limit='4GB'), or pass the entity rows in smaller parts",
+        ) from exc
     finally:
         con.close()
