@@ -90,6 +90,13 @@ def test_text_runs_refuse_what_they_do_not_support(text_ws: Workspace, tiny_base
         text_ws.federated.simulate("reviews", _config(tiny_base, engine="flower"))
     with pytest.raises(EmptySourceError, match="empty partition"):
         TextClient("c0", [], [])
+    # each simulated client's own training time counts against the round timeout; too slow: dropped
+    from keelml.federated.rounds import NotEnoughClientsError
+
+    with pytest.raises(NotEnoughClientsError, match="timed out"):
+        text_ws.federated.simulate(
+            "reviews", _config(tiny_base, rounds=1, round_timeout=1e-6), register=False
+        )
     with pytest.raises(InvalidInputError, match="unknown task"):
         FederatedConfig(task="image")  # type: ignore[arg-type]
 
