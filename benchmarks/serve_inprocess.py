@@ -29,10 +29,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def _measure(calls: int, api_key: str | None) -> dict[str, float]:
+async def _measure(calls: int, api_key: str | None, freeze_gc: bool) -> dict[str, float]:
+    import gc
+
     from tests.serve.fakes import GOOD_ROW, fake_app
 
-    app = fake_app(Path(tempfile.mkdtemp(prefix="keel-inprocess-")), api_key=api_key)
+    from keelml.serve import ServeConfig
+
+    config = ServeConfig(log_flush_seconds=0.05, reload_seconds=3600)
+    if "freeze_gc" in ServeConfig.model_fields:  # an older keelml (--ab-src) has no such setting
+        config = config.with_overrides(freeze_gc=freeze_gc)
+    app = fake_app(Path(tempfile.mkdtemp(prefix="keel-inprocess-")), api_key=api_key, config=config)
+    full: list[float] = []  # durations of full (generation 2) collections during the timed calls
+    started = [0.0]
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                full.append(time.perf_counter() - started[0])
+
     body = json.dumps({"row": GOOD_ROW}).encode()
     headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]  # fmt: skip
@@ -60,21 +77,28 @@ async def _measure(calls: int, api_key: str | None) -> dict[str, float]:
         for _ in range(min(500, calls)):  # warm-up
             await call()
         times = []
+        gc.callbacks.append(watch)
+        objects = len(gc.get_objects()) + gc.get_freeze_count()
         for _ in range(calls):
             start = time.perf_counter()
             await call()
             times.append(time.perf_counter() - start)
+        gc.callbacks.remove(watch)
     times.sort()
-    return {"p50_us": times[len(times) // 2] * 1e6, "p90_us": times[int(0.9 * len(times))] * 1e6}
+    return {"p50_us": times[len(times) // 2] * 1e6, "p90_us": times[int(0.9 * len(times))] * 1e6,
+            "p999_us": times[int(0.999 * len(times))] * 1e6, "max_us": times[-1] * 1e6,
+            "tracked_objects": objects, "full_collections": len(full),
+            "full_gc_ms_max": max(full, default=0.0) * 1e3}  # fmt: skip
 
 
-def _one(src: Path | None, calls: int, api_key: str | None) -> dict[str, float]:
+def _one(src: Path | None, calls: int, api_key: str | None, freeze_gc: bool) -> dict[str, float]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, __file__, "--child", "--calls", str(calls)] + (
         ["--api-key", api_key] if api_key else []
     )
+    cmd += [] if freeze_gc else ["--no-freeze-gc"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=600)
     return dict(json.loads(done.stdout.splitlines()[-1]))
 
@@ -92,22 +116,27 @@ def main() -> None:
     parser.add_argument(
         "--output", type=Path, default=None, help="also write the summary (JSON) and a .md next to it"
     )
+    parser.add_argument(
+        "--no-freeze-gc", action="store_true", help="[serve] freeze_gc = false on the new side"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
         import uvloop
 
-        print(json.dumps(uvloop.run(_measure(args.calls, args.api_key or None))))
+        print(json.dumps(uvloop.run(_measure(args.calls, args.api_key or None, not args.no_freeze_gc))))
         return
     load_before = os.getloadavg()
     sides: dict[str, Path | None] = {"new": None, **({"old": args.ab_src.resolve()} if args.ab_src else {})}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     for r in range(args.rounds):
         for name in list(sides) if r % 2 == 0 else list(reversed(sides)):
-            results[name].append(_one(sides[name], args.calls, args.api_key))
-            print(f"round {r} {name}: p50 {results[name][-1]['p50_us']:.0f} us, "
-                  f"p90 {results[name][-1]['p90_us']:.0f} us", flush=True)  # fmt: skip
+            results[name].append(_one(sides[name], args.calls, args.api_key, not args.no_freeze_gc))
+            x = results[name][-1]
+            print(f"round {r} {name}: p50 {x['p50_us']:.0f} us, p90 {x['p90_us']:.0f} us, p99.9 {x['p999_us']:.0f} us, "
+                  f"max {x['max_us'] / 1e3:.1f} ms; {x['full_collections']} full GCs (longest "
+                  f"{x['full_gc_ms_max']:.1f} ms) over {x['tracked_objects']} objects", flush=True)  # fmt: skip
     summary: dict[str, Any] = {
         name: {"p50_us_median": statistics.median(x["p50_us"] for x in runs),
                "p90_us_median": statistics.median(x["p90_us"] for x in runs)}

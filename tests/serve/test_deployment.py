@@ -7,6 +7,7 @@ MLflow; the registry end to end (a real `keel serve` process) is in test_registr
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from keelml.core.lineage import Edge
 from keelml.core.workspace import Workspace
+from keelml.serve import ServeConfig
 from keelml.serve.source import DeploymentRecorder, deployment_node
 from tests.serve.fakes import GOOD_ROW, FakeModel, FakeSource, fake_app
 
@@ -141,3 +143,19 @@ def test_predict_never_hops_to_the_thread_pool(
         if api_key:
             assert client.post("/v1/predict", json={"row": GOOD_ROW}).status_code == 401
     assert hops == []
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_start_up_objects_are_kept_out_of_full_collections(tmp_path: Path, freeze: bool) -> None:
+    """Frozen after start (and again after a reload), so a full GC walks only what requests allocate;
+    unfrozen at shutdown, so an app in a longer-lived process (tests, notebooks) leaves nothing behind."""
+    source = FakeSource({1: FakeModel(weight=1.0), 2: FakeModel(weight=-1.0)})
+    config = ServeConfig(log_flush_seconds=0.05, reload_seconds=3600, freeze_gc=freeze)
+    assert gc.get_freeze_count() == 0
+    with TestClient(fake_app(tmp_path, source, config=config)) as client:
+        assert (gc.get_freeze_count() > 10_000) is freeze
+        source.alias = 2
+        assert client.app.state.service.holder.check() is True  # type: ignore[attr-defined]
+        assert (gc.get_freeze_count() > 10_000) is freeze
+        assert client.post("/v1/predict", json={"row": GOOD_ROW}).json()["model_version"] == 2
+    assert gc.get_freeze_count() == 0
