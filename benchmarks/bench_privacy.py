@@ -465,7 +465,8 @@ def markdown(data: dict[str, Any]) -> str:
                   "rows without noise (the current settings read none).", ""]  # fmt: skip
     if "text" in data:
         t = data["text"]
-        lines += ["### Food reviews, MiniLM + LoRA", "", f"{t['rows']} reviews; {t['config']}.",
+        lines += ["### Food reviews, MiniLM + LoRA", "", *([t["note"], ""] if t.get("note") else []),
+                  f"{t['rows']} reviews; {t['config']}.",
                   "", "| run | accuracy | epsilon | seconds |", "|---|---|---|---|"]  # fmt: skip
         for k, v in t.items():
             if isinstance(v, dict):

@@ -12,7 +12,9 @@ The chosen settings are then run through keelml itself by bench_privacy.py --par
     .venv/bin/python benchmarks/privacy_sweep.py '[{"act": "tanh", "scale": "pm1", "clip": 0.25}]' 0,1,...,19
 
 Keys: eps, hidden, act (relu|tanh), scale (std: training mean/std | pm1: (x - 8) / 8 | a number: x / it),
-batch, epochs, lr, clip, ema, decay (cos), opt (adam|sgd), mom. Prints mean and per-seed validation
+batch, epochs, lr, clip, ema, decay (cos), opt (adam|sgd), mom, b2, b1m (Adam betas), init, rf (a fixed
+random first layer, weights N(0, rf^2/64): only the head trains), ntrain (fewer training rows), ln
+(layer normalisation of the hidden pre-activations). Prints mean and per-seed validation
 accuracy and the noise multiplier.
 """
 
@@ -155,7 +157,9 @@ def run(
         xe, ye = p[1]  # validation rows only
         pre = xe @ F[0][r] + F[1][r]
         if ln:
-            pre = (pre - pre.mean(-1, keepdim=True)) / torch.sqrt(pre.var(-1, unbiased=False, keepdim=True) + 1e-5)
+            pre = (pre - pre.mean(-1, keepdim=True)) / torch.sqrt(
+                pre.var(-1, unbiased=False, keepdim=True) + 1e-5
+            )
         h = torch.tanh(pre) if act == "tanh" else pre.clamp(min=0)
         accs.append(float(((h @ F[2][r] + F[3][r]).argmax(1) == ye).float().mean()))
     return accs, s
