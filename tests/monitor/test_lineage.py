@@ -62,3 +62,24 @@ def test_monitor_without_a_registered_model(local_ws: Workspace) -> None:
     assert "model_version=" in str(err.value)
     with pytest.raises(ConfigError, match="aliases are resolved by the registry"):
         local_ws.monitor.profile("adhoc", rows(rng, 300), spec=SPEC, model_version="churn@production")
+
+
+def test_profile_links_the_deployments_serving_the_model_version(local_ws: Workspace) -> None:
+    """dataset -> model version -> deployment -> monitor baseline, with the deployment written as the
+    serving path writes it (a ``deployment`` node and a "deployed" edge from the served version)."""
+    rng = np.random.default_rng(2)
+    v1 = _register(local_ws, "churn", 1)
+    v2 = _register(local_ws, "churn", 2)
+    deployed = "deployment:churn@production/v2"
+    with local_ws.catalog.begin() as conn:
+        local_ws.catalog.lineage.add_node(conn, deployed, "deployment", "churn@production", 2)
+        local_ws.catalog.lineage.add_edge(conn, v2, deployed, "deployed")
+
+    info = local_ws.monitor.profile("churn", rows(rng, 300), spec=SPEC, model_version="churn@2")
+    up = local_ws.catalog.lineage.graph(info.baseline or "", "upstream")
+    assert Edge(deployed, info.baseline or "", "monitored") in up.edges
+    assert Edge(v2, deployed, "deployed") in up.edges  # the chain is walkable from the baseline
+    other = local_ws.monitor.profile("churn", rows(rng, 300), spec=SPEC, model_version="churn@1")
+    assert v1 == other.model
+    up1 = local_ws.catalog.lineage.graph(other.baseline or "", "upstream")
+    assert deployed not in {n.id for n in up1.nodes}  # v1 is not served: no deployment upstream

@@ -139,6 +139,8 @@ class Monitoring:
         upstream: list[tuple[str, str]] = []
         if model_node is not None:
             upstream.append((model_node, "monitored"))
+            # model version -> deployment -> baseline: the serving path records "deployed" edges
+            upstream.extend((d, "monitored") for d in self.store.deployments_of(model_node))
         if isinstance(source, str) and not source.startswith("log:"):
             upstream.append((f"dataset:{name}", "profiled"))
         pid = self.store.save_profile(model, prof, name, tuple(upstream))

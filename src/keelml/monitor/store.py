@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from keelml.core.catalog import Catalog, utcnow
-from keelml.core.catalog_schema import alerts, monitor_profiles, monitor_results, nodes
+from keelml.core.catalog_schema import alerts, edges, monitor_profiles, monitor_results, nodes
 from keelml.core.errors import NotFoundError
 from keelml.monitor.profile import Profile
 from keelml.monitor.results import CheckResult, FiredAlert, WindowResult
@@ -118,6 +118,16 @@ class MonitorStore:
                     if src in known:
                         lineage.add_edge(conn, src, node, relation)
             return pid
+
+    def deployments_of(self, model_node: str) -> list[str]:
+        """Lineage ids of the deployments serving ``model_node`` ("deployed" edges), oldest first."""
+        with self.catalog.begin() as conn:
+            found = conn.execute(
+                sa.select(edges.c.dst)
+                .where(edges.c.src == model_node, edges.c.relation == "deployed")
+                .order_by(edges.c.created_at, edges.c.dst)
+            ).scalars()
+            return list(found)
 
     def model_versions(self, name: str) -> list[int]:
         """Versions of registered model ``name`` known to the lineage graph, oldest first."""
