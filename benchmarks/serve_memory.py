@@ -7,9 +7,15 @@ checkpoint every 10 commits); ``nomerge`` (no schema merge). Needs the serving b
     LEAKMODE=parquet .venv/bin/python benchmarks/serve_memory.py 2000 120000 [trace]
 """
 
-# ruff: noqa
-import asyncio, json, sys, tempfile, time, tracemalloc, gc, os
+import asyncio
+import gc
+import json
+import os
+import sys
+import tempfile
+import tracemalloc
 from pathlib import Path
+
 import numpy as np
 
 sys.path.insert(0, "/work/main/benchmarks")
@@ -19,10 +25,12 @@ from keelml.serve.server import config_of
 from keelml.serve.source import RegistrySource
 
 
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
+def rss() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 BODY = json.dumps(
@@ -86,7 +94,9 @@ if MODE:
 
         request_log.append = _nm
     if MODE == "parquet":
-        import pyarrow.parquet as pq, itertools
+        import itertools
+
+        import pyarrow.parquet as pq
 
         _c = itertools.count()
 
