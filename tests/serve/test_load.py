@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from keelml.core import request_log
 from tests.serve.fakes import GOOD_ROW
 
@@ -71,3 +73,21 @@ def test_a_server_process_under_load_from_another_process_serves_and_logs_everyt
     assert table is not None
     assert table.num_rows == result["predictions"] > result["ok"]  # every served row logged, the 422s not
     assert len(table.column("prediction_id").unique()) == table.num_rows
+
+
+def test_log_writer_allocator_settings_respect_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keel serve` bounds deltalake's allocator (the request log's Delta commits grew RSS), but never
+    overrides a user's own setting, and says when it is too late (deltalake already loaded)."""
+    from keelml.serve import server
+
+    monkeypatch.delenv(server.NATIVE_ALLOCATOR_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "deltalake", raising=False)
+    assert server.bound_log_writer_memory() is True
+    assert os.environ[server.NATIVE_ALLOCATOR_ENV] == server.NATIVE_ALLOCATOR_CONF
+    monkeypatch.setenv(server.NATIVE_ALLOCATOR_ENV, "narenas:4")
+    assert server.bound_log_writer_memory() is False
+    assert os.environ[server.NATIVE_ALLOCATOR_ENV] == "narenas:4"
+    monkeypatch.delenv(server.NATIVE_ALLOCATOR_ENV)
+    monkeypatch.setitem(sys.modules, "deltalake", object())
+    assert server.bound_log_writer_memory() is False
+    assert server.NATIVE_ALLOCATOR_ENV not in os.environ
