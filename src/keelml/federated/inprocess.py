@@ -21,7 +21,13 @@ from keelml.federated.client import ClientUpdate, FederatedClient
 from keelml.federated.config import FederatedConfig
 from keelml.federated.model import Weights, evaluate, initial_weights
 from keelml.federated.preprocessing import TaskSpec, merge_stats
-from keelml.federated.rounds import RoundMetrics, aggregate_round, check_enough, keelml_secure_sum
+from keelml.federated.rounds import (
+    RoundMetrics,
+    aggregate_round,
+    check_enough,
+    keelml_secure_sum,
+    round_metrics,
+)
 
 RoundCallback = Callable[[RoundMetrics], None]
 
@@ -116,22 +122,8 @@ def run_inprocess(
         vector = optimizer.step(flatten(weights), step)
         weights = unflatten(vector, weights)
         metrics = evaluate(weights, *held_out) if held_out is not None else {}
-        bound = config.clip
-        history.append(
-            RoundMetrics(
-                round=r,
-                sampled=len(chosen),
-                aggregated=len(survivors),
-                dropped=tuple(dropped),
-                clipped=sum(1 for u in survivors if bound is not None and u.norm > bound),
-                train_loss=float(
-                    np.average([u.loss for u in survivors], weights=[u.examples for u in survivors])
-                ),
-                update_norm=float(np.linalg.norm(step)),
-                seconds=time.perf_counter() - t0,
-                test=metrics,
-            )
-        )
+        seconds = time.perf_counter() - t0
+        history.append(round_metrics(r, len(chosen), survivors, dropped, step, seconds, metrics, config))
         if on_round is not None:
             on_round(history[-1])
         progress.advance()

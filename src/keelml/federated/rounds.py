@@ -124,3 +124,28 @@ def aggregate_round(
 
 
 __all__ = ["RoundMetrics", "ServerOptimizer", "aggregate_round", "check_enough", "keelml_secure_sum"]
+
+
+def round_metrics(
+    round_number: int,
+    sampled: int,
+    aggregated: Sequence[ClientUpdate],
+    dropped: Sequence[str],
+    step: Vector,
+    seconds: float,
+    test: dict[str, float],
+    config: FederatedConfig,
+) -> RoundMetrics:
+    """One round's record, from the updates that went into the aggregate (both engines build it so)."""
+    bound = config.clip
+    return RoundMetrics(
+        round=round_number,
+        sampled=sampled,
+        aggregated=len(aggregated),
+        dropped=tuple(dropped),
+        clipped=sum(1 for u in aggregated if bound is not None and u.norm > bound),
+        train_loss=float(np.average([u.loss for u in aggregated], weights=[u.examples for u in aggregated])),
+        update_norm=float(np.linalg.norm(step)),
+        seconds=seconds,
+        test=test,
+    )

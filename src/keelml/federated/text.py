@@ -25,7 +25,13 @@ from keelml.federated.aggregate import ServerOptimizer, Vector, client_weight, c
 from keelml.federated.client import ClientUpdate
 from keelml.federated.config import FederatedConfig
 from keelml.federated.inprocess import RoundCallback, sample_clients
-from keelml.federated.rounds import RoundMetrics, aggregate_round, check_enough, keelml_secure_sum
+from keelml.federated.rounds import (
+    RoundMetrics,
+    aggregate_round,
+    check_enough,
+    keelml_secure_sum,
+    round_metrics,
+)
 
 LOADER = "keelml.train.text:TextClassifier.from_bytes"
 
@@ -206,16 +212,8 @@ def run_text_inprocess(
         global_vector = optimizer.step(global_vector, step)
         set_vector(model, global_vector)
         metrics = evaluate_text(model, classes, test) if test is not None else {}
-        bound = config.clip
-        losses, sizes = [u.loss for u in updates], [u.examples for u in updates]
-        history.append(
-            RoundMetrics(
-                round=r, sampled=len(chosen), aggregated=len(updates), dropped=tuple(dropped),
-                clipped=sum(1 for u in updates if bound is not None and u.norm > bound),
-                train_loss=float(np.average(losses, weights=sizes)),
-                update_norm=float(np.linalg.norm(step)), seconds=time.perf_counter() - t0, test=metrics,
-            )
-        )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        history.append(round_metrics(r, len(chosen), updates, dropped, step, seconds, metrics, config))
         if on_round is not None:
             on_round(history[-1])
         progress.advance()
