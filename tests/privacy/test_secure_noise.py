@@ -54,8 +54,53 @@ def test_shape_loc_and_keys() -> None:
     assert SecureGaussian().standard_normal(0).shape == (0,)
 
 
+def reference(key: bytes, hardened: bool, n: int) -> Any:
+    """The sampler written plainly (one keystream read, no buffers, numpy.sum): what the fast paths
+    must reproduce for a single chunk."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    stream = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    m = 4 * n if hardened else n
+    half = (m + 1) // 2
+    words = np.frombuffer(stream.update(bytes(16 * half)), dtype=np.uint64)
+    u = ((words >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53
+    radius = np.sqrt(-2.0 * np.log(u[:half]))
+    z = np.concatenate((radius * np.cos(2.0 * np.pi * u[half:]), radius * np.sin(2.0 * np.pi * u[half:])))
+    return z[:n] if not hardened else z.reshape(4, n).sum(axis=0) * 0.5
+
+
+@pytest.mark.parametrize("hardened", [True, False])
+def test_fast_paths_reproduce_the_plain_sampler(hardened: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    key = bytes(range(32))
+    for n in (1, 7, 4_000):
+        want = reference(key, hardened, n)
+        assert np.array_equal(SecureGaussian(key=key, hardened=hardened).standard_normal(n), want)
+        # torch's log / sin / cos may differ from numpy's in the last bits, not more
+        got = SecureGaussian(key=key, hardened=hardened).normal_tensor(1.0, n, torch.float64)
+        assert got.dtype == torch.float64 and np.allclose(got.numpy(), want, rtol=0, atol=1e-13)
+    # across chunks: each chunk reads the keystream after the previous one, in both paths
+    monkeypatch.setattr(securerandom, "CHUNK", 1_000)
+    numpy_path = SecureGaussian(key=key, hardened=hardened)
+    torch_path = SecureGaussian(key=key, hardened=hardened)
+    a, b = numpy_path.normal(0.0, 3.0, 2_500), torch_path.normal_tensor(3.0, 2_500)
+    assert b.dtype == torch.float32 and np.allclose(a, b.numpy(), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(a[:1_000], 3.0 * reference(key, hardened, 1_000))
+    assert numpy_path.drawn == torch_path.drawn == 2_500
+    assert len(set(np.round(a, 12))) == 2_500  # no chunk repeats another's keystream
+
+
+def test_torch_path_is_normal_across_many_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(securerandom, "CHUNK", 999)
+    z = SecureGaussian(key=bytes(32)).normal_tensor(2.0, N, None).double().numpy()
+    assert stats.kstest(z, "norm", args=(0.0, 2.0)).pvalue > 1e-3
+    assert stats.kstest(z, "norm", args=(0.0, 2.06)).pvalue < 1e-6  # power: 3 % too wide is rejected
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 4 / np.sqrt(N)
+
+
 class Recording(SecureGaussian):
-    """A keyed source that records each request (size and scale)."""
+    """A keyed source that records each request (size and scale), through either path."""
 
     def __init__(self, key: bytes = bytes(32)) -> None:
         super().__init__(key=key)
@@ -64,6 +109,32 @@ class Recording(SecureGaussian):
     def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = 1) -> Any:
         self.calls.append((scale, int(np.prod(size))))
         return super().normal(loc, scale, size)
+
+    def normal_tensor(self, scale: float, n: int, dtype: Any = None) -> Any:
+        self.calls.append((scale, n))
+        return super().normal_tensor(scale, n, dtype)
+
+
+class NumpyOnly:
+    """A source with only numpy's ``normal`` (e.g. a numpy Generator): DP-SGD takes its float64 draws."""
+
+    def __init__(self) -> None:
+        self.rng, self.calls = np.random.default_rng(0), 0
+
+    def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = 1) -> Any:
+        self.calls += 1
+        return self.rng.normal(loc, scale, size)
+
+
+def test_a_numpy_source_still_works() -> None:
+    source = NumpyOnly()
+    result = _train(TabularConfig(**FAST), source)  # type: ignore[arg-type]
+    assert source.calls >= result.privacy.steps - 3
+    again = _train(TabularConfig(**FAST), NumpyOnly())  # type: ignore[arg-type]
+    assert all(
+        np.array_equal(a.detach().numpy(), b.detach().numpy())
+        for a, b in zip(result.model.module.parameters(), again.model.module.parameters(), strict=True)
+    )
 
 
 def _train(config: TabularConfig, noise: Any = None) -> Any:

@@ -265,12 +265,15 @@ def dp_fit(
 def use_noise_source(optimizer: Any, source: NoiseSource) -> None:
     """Make an Opacus DPOptimizer draw its Gaussian noise from ``source``: the same steps as
     ``DPOptimizer.add_noise`` (std = noise multiplier x clipping norm, added to each summed clipped
-    gradient), with one draw per step for all parameters."""
+    gradient), with one draw per step for all parameters. A source with ``normal_tensor(scale, n,
+    dtype)`` (SecureGaussian) hands over a torch tensor directly; any other answers numpy's ``normal``."""
     import torch
     from opacus.optimizers.optimizer import (  # type: ignore[import-untyped]
         _check_processed_flag,
         _mark_as_processed,
     )
+
+    tensor_normal = getattr(source, "normal_tensor", None)
 
     def add_noise() -> None:
         multiplier = getattr(optimizer, "_adjusted_noise_multiplier", optimizer.noise_multiplier)
@@ -279,14 +282,22 @@ def use_noise_source(optimizer: Any, source: NoiseSource) -> None:
         for p in params:
             _check_processed_flag(p.summed_grad)
         sizes = [p.summed_grad.numel() for p in params]
-        flat = source.normal(0.0, std, sum(sizes)) if std > 0 else None
+        flat: Any = None
+        if std > 0:
+            dtypes = {p.summed_grad.dtype for p in params}
+            dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64  # mixed: cast each part from float64
+            flat = (
+                tensor_normal(std, sum(sizes), dtype)
+                if tensor_normal is not None
+                else torch.from_numpy(source.normal(0.0, std, sum(sizes))).to(dtype)
+            )
         at = 0
         for p, size in zip(params, sizes, strict=True):
             summed = p.summed_grad
             if flat is None:
                 p.grad = summed.clone().view_as(p)
             else:
-                part = torch.from_numpy(flat[at : at + size]).to(dtype=summed.dtype, device=summed.device)
+                part = flat[at : at + size].to(dtype=summed.dtype, device=summed.device)
                 p.grad = (summed + part.view_as(summed)).view_as(p)
             at += size
             _mark_as_processed(p.summed_grad)
