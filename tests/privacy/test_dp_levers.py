@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import pytest
 
 from keelml import ArtifactRef, Workspace, privacy
 from keelml.core.errors import InvalidInputError
+from keelml.train import private as private_module
 from keelml.train.config import TabularConfig
 from keelml.train.preprocess import Preprocessor
-from keelml.train.private import PrivateTraining, _update_average
-from keelml.train.tabular import TabularClassifier, train_tabular
+from keelml.train.private import PrivateTraining, _update_average, ema_decay
+from keelml.train.tabular import TabularClassifier, labels_of, split_indices, train_tabular
 from tests.cli.conftest import Result
 from tests.train.conftest import loans
 
@@ -90,6 +92,51 @@ def test_private_tanh_fixed_range_ema_run_trains_and_reloads() -> None:
     rows = loans(20).to_pandas()
     assert np.allclose(again.predict_proba(rows), averaged.predict_proba(rows))
     assert runs[0.5].evaluation.overall.accuracy is not None
+
+
+def test_the_decay_warms_up_then_holds() -> None:
+    decays = [ema_decay(0.95, t) for t in range(400)]
+    assert decays[0] == pytest.approx(0.1) and decays[1] == pytest.approx(2 / 11)
+    assert all(a <= b for a, b in itertools.pairwise(decays)) and max(decays) == 0.95
+    assert decays.index(0.95) == 170  # (1 + t) / (10 + t) >= 0.95 from t = 170 on
+
+
+def test_saved_and_evaluated_weights_are_the_warmed_up_average_of_the_noisy_iterates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    seen: list[tuple[list[torch.Tensor], float]] = []
+    start: list[torch.Tensor] = []
+    update = private_module._update_average
+
+    def spy(average: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+        if not seen:
+            start.extend(a.clone() for a in average)  # the average starts at the initial weights
+        seen.append(([p.detach().clone() for p in params], decay))
+        update(average, params, decay)
+
+    monkeypatch.setattr(private_module, "_update_average", spy)
+    table = loans(200)
+    config = TabularConfig(dp_noise_multiplier=1.0, dp_ema=0.99, dp_secure_noise=False, **FAST)  # type: ignore[arg-type]
+    result = train_tabular(table, config, label="label", exclude=["id"], private=PrivateTraining(privacy))
+    # one update per noisy step (Poisson may draw an empty lot: no step, no update), decays warming up
+    assert result.privacy is not None and result.privacy.steps - 3 <= len(seen) <= result.privacy.steps
+    assert [d for _, d in seen] == [ema_decay(0.99, t) for t in range(len(seen))]
+    expected = start
+    for params, decay in seen:
+        expected = [decay * e + (1 - decay) * p for e, p in zip(expected, params, strict=True)]
+    weights = [p.detach() for p in result.model.module.parameters()]
+    assert all(torch.allclose(w, e, atol=1e-6) for w, e in zip(weights, expected, strict=True))
+    assert not all(torch.allclose(w, p) for w, p in zip(weights, seen[-1][0], strict=True))  # not the last
+    # the saved model is that average, and the reported accuracy is that model's on the test rows
+    again = TabularClassifier.from_bytes(result.model.to_bytes())
+    assert all(torch.equal(a, b) for a, b in zip(again.module.parameters(), weights, strict=True))
+    _, y, classes = labels_of(table, "label")
+    test = split_indices(y, config)["test"]
+    predicted = again.predict(table.take(test).to_pandas())
+    accuracy = float(np.mean([classes.index(c) for c in predicted] == y[test]))
+    assert result.evaluation.overall.accuracy == pytest.approx(accuracy)
 
 
 @pytest.mark.slow  # a workspace, a training run and the registry through the CLI

@@ -91,6 +91,18 @@ def test_fast_paths_reproduce_the_plain_sampler(hardened: bool, monkeypatch: pyt
     assert len(set(np.round(a, 12))) == 2_500  # no chunk repeats another's keystream
 
 
+def test_torch_path_leaves_torch_s_thread_count_as_it_was() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        SecureGaussian(key=bytes(32)).normal_tensor(1.0, 10)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_torch_path_is_normal_across_many_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(securerandom, "CHUNK", 999)
     z = SecureGaussian(key=bytes(32)).normal_tensor(2.0, N, None).double().numpy()

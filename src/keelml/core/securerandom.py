@@ -144,11 +144,18 @@ class SecureGaussian:
 
     def normal_tensor(self, scale: float, n: int, dtype: Any = None) -> Any:
         """``n`` samples of N(0, scale**2) as a 1-D torch tensor of ``dtype`` (default float32): the same
-        keystream, uniforms and float64 Box-Muller as :meth:`normal`, with torch's vectorised (and
-        multi-threaded) log / sqrt / sin / cos, about twice as fast as numpy's; cast at the end."""
+        keystream, uniforms and float64 Box-Muller as :meth:`normal`, with torch's vectorised log / sqrt /
+        sin / cos (about twice numpy's speed per CPU second); cast at the end.
+
+        The transform runs on the calling thread (torch's thread count is set to 1 for its duration and
+        restored): on a shared 2-core machine two threads made it 4x slower, not faster, because a worker
+        that waits at each op's barrier while the other is descheduled costs more than it brings."""
         import torch
 
         out = torch.empty(max(n, 0), dtype=dtype or torch.float32)
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)
 
         def emit(start: int, stop: int, u: npt.NDArray[np.float64]) -> None:
             t = torch.from_numpy(u)
@@ -166,5 +173,9 @@ class SecureGaussian:
                 chunk.mul_(scale)
             out[start:stop].copy_(chunk)
 
-        self._chunks(n, emit)
+        try:
+            self._chunks(n, emit)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
         return out
