@@ -96,3 +96,16 @@ def test_tensorrt_is_skipped_with_a_reason_without_an_nvidia_gpu(
     assert "NVIDIA GPU" in reason
     with pytest.raises(PlatformUnavailableError, match="TensorRT is not available"):
         tensorrt_session(_graph(ws, "loan-clf@2"))
+
+
+def test_int8_probabilities_follow_fp32_on_cpus_without_vnni(
+    exported: tuple[Workspace, ExportResult],
+) -> None:
+    """Full-range int8 weights saturate ONNX Runtime's AVX2 kernel (the int8 model flipped labels of
+    an AVX2 EPYC); 7-bit weights keep int8 next to fp32 on every x86 CPU."""
+    ws, result = exported
+    by_variant = {v.variant: v for v in result.variants}
+    rows = loans(64, seed=7).drop(["label"]).to_pylist()
+    fp32 = load_model(ws.exports.bundle(str(by_variant["fp32"].ref))).predict_proba(rows)
+    int8 = load_model(ws.exports.bundle(str(by_variant["int8"].ref))).predict_proba(rows)
+    assert float(abs(fp32 - int8).max()) < 0.05
