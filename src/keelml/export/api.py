@@ -135,8 +135,9 @@ class Exports:
             if v.tags.get("keel.parent") == parent and "keel.format" in v.tags
         ]
 
-    def serving_model(self, spec: str, *, threads: int = 1) -> tuple[Any, Any]:
-        """(ModelVersionInfo, runtime model) to serve for ``spec``.
+    def serving_model(self, spec: str, *, threads: int = 1, spinning: bool = True) -> tuple[Any, Any]:
+        """(ModelVersionInfo, runtime model) to serve for ``spec``; ``threads`` and ``spinning`` as in
+        :func:`keelml.export.runtime.session`.
 
         An exported version is served as is; for a torch version, its newest int8 child within the
         accuracy budget, else its newest fp32 child; without either, a clear error.
@@ -169,7 +170,7 @@ class Exports:
                 fix=f"run `keel export {info.name}@{info.version}` first",
             )
         data = self._ws.artifacts.read_bytes(ArtifactRef(chosen.artifact))
-        return chosen, load_model(data, threads=threads)
+        return chosen, load_model(data, threads=threads, spinning=spinning)
 
     def bundle(self, spec: str) -> bytes:
         """The bundle bytes of an exported version."""

@@ -55,7 +55,12 @@ class OnnxModel:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUExecutionProvider",)
+        cls,
+        data: bytes,
+        *,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        spinning: bool = True,
     ) -> OnnxModel:
         info, files = read_bundle(data)
         if info.format != "onnx":
@@ -64,7 +69,8 @@ class OnnxModel:
                 expected="format onnx", received=info.format,
                 fix="load it with keelml.export.runtime.load_model (OpenVINO) or on its platform (Core ML)",
             )  # fmt: skip
-        return cls(info, session(files[info.graph], threads=threads, providers=providers),
+        graph = session(files[info.graph], threads=threads, providers=providers, spinning=spinning)
+        return cls(info, graph,
                    Preprocess(info, files), len(files[info.graph]))  # fmt: skip
 
     @property
@@ -94,10 +100,20 @@ class OnnxModel:
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
-def session(graph: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
-    """An ONNX Runtime session with a fixed thread count (sequential execution, no spinning extras).
+def session(
+    graph: bytes,
+    *,
+    threads: int = 1,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+    spinning: bool = True,
+) -> Any:
+    """An ONNX Runtime session with a fixed thread count and sequential execution.
 
-    The optimizers in :data:`DISABLED_OPTIMIZERS` are off; every other ONNX Runtime optimization is on.
+    ``spinning=False`` stops the intra-op threads from spin-waiting between operators. Spinning buys a
+    little latency on an idle machine; under steady load on few cores it burns the CPU other work needs
+    (a 2-thread int8 MiniLM server used 61 ms of CPU per request with it, 21 ms without, and served
+    1.4x more requests: benchmarks/results/serve.md). The optimizers in :data:`DISABLED_OPTIMIZERS` are
+    off; every other ONNX Runtime optimization is on.
     """
     try:
         import onnxruntime as ort  # type: ignore[import-untyped]
@@ -108,6 +124,8 @@ def session(graph: bytes, *, threads: int = 1, providers: Sequence[str] = ("CPUE
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(
         graph, options, providers=list(providers), disabled_optimizers=list(DISABLED_OPTIMIZERS)
     )
@@ -154,8 +172,11 @@ class OpenVinoModel:
         return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
-def load_model(data: bytes, *, threads: int = 1) -> OnnxModel | OpenVinoModel:
-    """The runtime for a bundle's format (ONNX or OpenVINO; Core ML predicts only on macOS)."""
+def load_model(data: bytes, *, threads: int = 1, spinning: bool = True) -> OnnxModel | OpenVinoModel:
+    """The runtime for a bundle's format (ONNX or OpenVINO; Core ML predicts only on macOS).
+
+    ``spinning`` is ONNX Runtime's (see :func:`session`); OpenVINO's CPU plugin manages its own threads.
+    """
     info, _ = read_bundle(data)
     if info.format == "openvino":
         return OpenVinoModel.from_bytes(data, threads=threads)
@@ -163,4 +184,4 @@ def load_model(data: bytes, *, threads: int = 1) -> OnnxModel | OpenVinoModel:
         from keelml.export.targets import coreml_unavailable
 
         raise coreml_unavailable()
-    return OnnxModel.from_bytes(data, threads=threads)
+    return OnnxModel.from_bytes(data, threads=threads, spinning=spinning)

@@ -35,6 +35,9 @@ class ServeConfig(BaseModel):
     reload_seconds: float = Field(default=5.0, gt=0, le=86_400, description="how often the alias is polled")
     api_key_env: str = Field(default="KEEL_API_KEY", min_length=1, description="env var holding the key")
     model_threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads")
+    model_spinning: bool = Field(
+        default=False, description="ONNX Runtime threads spin-wait between operators (burns CPU under load)"
+    )
     freeze_gc: bool = Field(default=True, description="move start-up objects out of the cyclic GC's reach")
     features: tuple[str, ...] = Field(default=(), description="VIEW:FEATURE looked up for entity keys")
 

@@ -108,7 +108,7 @@ def build_app(
     (with ``endpoint``, e.g. http://127.0.0.1:8000, and ``workers`` in the node's attributes)."""
     check_spec(spec)
     features = OnlineFeatures(ws, config.features) if config.features else None
-    source = RegistrySource(ws, threads=config.model_threads)
+    source = RegistrySource(ws, threads=config.model_threads, spinning=config.model_spinning)
     recorder = DeploymentRecorder(ws, spec, endpoint=endpoint, workers=workers)
     return create_app(spec, source, storage=ws.storage_root, config=config, api_key=api_key,
                       features=features, on_serve=recorder)  # fmt: skip

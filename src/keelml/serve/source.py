@@ -46,9 +46,10 @@ def describe(ws: Workspace, info: Any) -> dict[str, Any]:
 class RegistrySource:
     """Resolve NAME@ALIAS through ``ws.models`` and load its ONNX bundle through ``ws.exports``."""
 
-    def __init__(self, ws: Workspace, *, threads: int = 1) -> None:
+    def __init__(self, ws: Workspace, *, threads: int = 1, spinning: bool = False) -> None:
         self._ws = ws
         self._threads = threads
+        self._spinning = spinning
 
     def version_of(self, spec: str) -> int:
         return int(self._ws.models.show(spec).version)
@@ -56,7 +57,9 @@ class RegistrySource:
     def load(self, spec: str) -> LoadedModel:
         target = self._ws.models.show(spec)
         # pin the version: the alias may move between this line and the next
-        info, model = self._ws.exports.serving_model(f"{target.name}@{target.version}", threads=self._threads)
+        info, model = self._ws.exports.serving_model(
+            f"{target.name}@{target.version}", threads=self._threads, spinning=self._spinning
+        )
         description = describe(self._ws, info)
         description["alias_target"] = f"{target.name}@{target.version}"
         return LoadedModel(
