@@ -194,6 +194,20 @@ def soak(ws: Path, bodies: Path, threads: int, minutes: float, rate: float) -> d
     }  # fmt: skip
 
 
+def stall_lines(windows: list[dict[str, float]]) -> list[str]:
+    """The soak's 10-second windows by scheduled time: how many fell behind, and the worst ones."""
+    if not windows:
+        return []
+    slow = [w for w in windows if w["p99_ms"] > SLO_MS]
+    worst = sorted(windows, key=lambda w: -w["max_ms"])[:5]
+    return [
+        f"- {len(slow)} of {len(windows)} 10-second windows had p99 > {SLO_MS:g} ms; the worst (start s: "
+        "p99 / max ms): "
+        + ", ".join(f"{w['start_s']:.0f}: {w['p99_ms']:.0f} / {w['max_ms']:.0f}" for w in worst)
+        + ".",
+    ]
+
+
 def machine() -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())  # fmt: skip
@@ -285,6 +299,7 @@ def report(out: dict[str, Any]) -> str:
             f"- request log: {soak_result['logged_rows']} rows for {soak_result['predictions']} predictions served "
             f"({'every request logged' if soak_result['logged_rows'] == soak_result['predictions'] else 'MISMATCH'}).",
         ]
+        lines += stall_lines(load_.get("windows", []))
     lines += ["", "## Reading these numbers", ""]
     if not s["slo_met_rounds"]["keel"] and not s["slo_met_rounds"]["baseline"]:
         lines.append(

@@ -73,7 +73,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, floa
 async def _worker(
     url: str, requests: list[bytes], offset: int, stop: float, interval: float | None, start: float,
     latencies: list[float], statuses: Counter[int], samples: list[bytes], rows: list[int],
-    overheads: list[float], inside: list[float],
+    overheads: list[float], inside: list[float], timeline: list[tuple[float, float]],
 ) -> None:  # fmt: skip
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -103,6 +103,7 @@ async def _worker(
                 continue
             done = time.perf_counter()
             latencies.append((done - scheduled) * 1000.0)
+            timeline.append((scheduled - start, latencies[-1]))
             if model_ms is not None:
                 overheads.append((done - sent) * 1000.0 - model_ms)  # e2e beyond the model's own time
                 if app_ms is not None:
@@ -132,12 +133,13 @@ async def run_load(
     rows = [0]
     overheads: list[float] = []
     inside: list[float] = []
+    timeline: list[tuple[float, float]] = []
     interval = concurrency / rate if rate else None
     start = time.perf_counter()
     stop = start + seconds
     await asyncio.gather(*(
         _worker(url, requests, k * max(1, len(requests) // concurrency), stop, interval, start, latencies,
-                statuses, samples, rows, overheads, inside)
+                statuses, samples, rows, overheads, inside, timeline)
         for k in range(concurrency)
     ))  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -159,7 +161,23 @@ async def run_load(
         "concurrency": concurrency,
         "rate": rate,
         "error_samples": [s.decode("utf-8", "replace") for s in samples],
+        "windows": windows(timeline, WINDOW_S),
     }
+
+
+WINDOW_S = 10.0
+
+
+def windows(timeline: list[tuple[float, float]], width: float) -> list[dict[str, float]]:
+    """Requests by scheduled time in ``width``-second windows: when a run stalled, and for how long."""
+    by_window: dict[int, list[float]] = {}
+    for at, ms in timeline:
+        by_window.setdefault(int(at // width), []).append(ms)
+    return [
+        {"start_s": k * width, "requests": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99),
+         "max_ms": max(v)}
+        for k, v in sorted(by_window.items())
+    ]  # fmt: skip
 
 
 def main() -> None:
