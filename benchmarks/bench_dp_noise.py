@@ -71,36 +71,44 @@ def case(
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     spent: list[float] = []
 
-    class Timed(SecureGaussian):
-        def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = 1) -> Any:
-            t0 = time.perf_counter()
-            out = super().normal(loc, scale, size)
-            spent.append(time.perf_counter() - t0)
+    class Timed(SecureGaussian):  # DP-SGD asks for a tensor (normal_tensor); CPU time of each draw
+        def normal_tensor(self, scale: float, n: int, dtype: Any = None) -> Any:
+            t0 = time.process_time()
+            out = super().normal_tensor(scale, n, dtype)
+            spent.append(time.process_time() - t0)
             return out
 
-    def run(secure: bool) -> float:
-        t0 = time.perf_counter()
+    def run(secure: bool) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         dp_fit(copy.deepcopy(module), data, lambda m: 0.0, _report(samples, batch), batch_size=batch,
                physical_batch=batch, learning_rate=1e-3, seed=0, noise=Timed() if secure else None)  # fmt: skip
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     run(True)  # warm-up
     run(False)
     spent.clear()
     times: dict[str, list[float]] = {"torch": [], "secure": []}
+    cpu: dict[str, list[float]] = {"torch": [], "secure": []}
     for r in range(rounds):
         for mode in ("torch", "secure") if r % 2 == 0 else ("secure", "torch"):
-            times[mode].append(run(mode == "secure"))
-            print(f"{name} round {r} {mode}: {times[mode][-1]:.2f} s", flush=True)
+            wall, used = run(mode == "secure")
+            times[mode].append(wall)
+            cpu[mode].append(used)
+            print(f"{name} round {r} {mode}: {wall:.2f} s, {used:.2f} s CPU", flush=True)
     ratios = [s / t for s, t in zip(times["secure"], times["torch"], strict=True)]
+    cpu_ratios = [s / t for s, t in zip(cpu["secure"], cpu["torch"], strict=True)]
     steps = math.ceil(samples / batch)
     return {
         "model": name, "trainable_parameters": trainable, "samples": samples, "batch": batch, "rounds": rounds,
         "seconds_torch": times["torch"], "seconds_secure": times["secure"],
+        "cpu_seconds_torch": cpu["torch"], "cpu_seconds_secure": cpu["secure"],
         "epoch_s_median_torch": statistics.median(times["torch"]),
         "epoch_s_median_secure": statistics.median(times["secure"]),
+        "epoch_cpu_s_median_torch": statistics.median(cpu["torch"]),
+        "epoch_cpu_s_median_secure": statistics.median(cpu["secure"]),
         "ratio_median": statistics.median(ratios), "ratio_p90": _p90(ratios),
-        "secure_noise_ms_per_step_median": 1e3 * statistics.median(spent),
+        "cpu_ratio_median": statistics.median(cpu_ratios), "cpu_ratio_p90": _p90(cpu_ratios),
+        "secure_noise_cpu_ms_per_step_median": 1e3 * statistics.median(spent),
         "expected_steps_per_epoch": steps,
     }  # fmt: skip
 
@@ -109,26 +117,72 @@ def _p90(values: list[float]) -> float:
     return sorted(values)[max(0, math.ceil(0.9 * len(values)) - 1)]
 
 
-def sampler_speed() -> dict[str, float]:
+class PlainSecureGaussian:
+    """The sampler as it was before this benchmark's optimisation (commit 3140b4c), kept to measure
+    before and after in one run: a fresh keystream buffer per call, unsigned conversion, one pass."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        self._stream = Cipher(algorithms.AES(os.urandom(32)), modes.CTR(bytes(16))).encryptor()
+
+    def normal(self, loc: float, scale: float, n: int) -> Any:
+        import numpy as np
+
+        m = 4 * n  # hardened: four normals per output
+        half = (m + 1) // 2
+        raw = self._stream.update(bytes(8 * 2 * half))
+        k = (np.frombuffer(raw, dtype=np.uint64) >> np.uint64(11)).astype(np.float64)
+        k += 1.0
+        k *= 2.0**-53
+        radius = np.sqrt(-2.0 * np.log(k[:half]))
+        angle = k[half:]
+        angle *= 2.0 * math.pi
+        out = np.empty(2 * half, dtype=np.float64)
+        np.multiply(radius, np.cos(angle), out=out[:half])
+        np.multiply(radius, np.sin(angle), out=out[half:])
+        z = out[:m].reshape(4, n).sum(axis=0)
+        z *= 0.5
+        if scale != 1.0:
+            z *= scale
+        if loc != 0.0:
+            z += loc
+        return z
+
+
+def sampler_speed(n: int = 1_000_000, reps: int = 7) -> dict[str, dict[str, float]]:
+    """Million normals per CPU second (and per wall second), interleaved repetitions, median."""
     import numpy as np
 
     from keelml.core.securerandom import SecureGaussian
 
-    out: dict[str, float] = {}
-    n = 1_000_000
-    for label, make in (
-        ("secure hardened (default)", lambda: SecureGaussian()),
-        ("secure plain Box-Muller", lambda: SecureGaussian(hardened=False)),
-        ("numpy PCG64 (not a CSPRNG)", lambda: np.random.default_rng(0)),
-    ):
-        g = make()
-        ts = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            g.normal(0.0, 1.0, n)
-            ts.append(time.perf_counter() - t0)
-        out[label] = n / statistics.median(ts)
-    return out
+    secure, plain = SecureGaussian(), SecureGaussian(hardened=False)
+    makers: dict[str, Any] = {
+        "before: hardened, plain numpy (previous SecureGaussian)": lambda: PlainSecureGaussian().normal(
+            0.0, 1.0, n
+        ),
+        "after: hardened, numpy (SecureGaussian.normal)": lambda: secure.normal(0.0, 1.0, n),
+        "after: hardened, torch ops (SecureGaussian.normal_tensor, DP-SGD's path)": lambda: (
+            secure.normal_tensor(1.0, n)
+        ),
+        "after: plain Box-Muller, torch ops (not hardened)": lambda: plain.normal_tensor(1.0, n),
+        "numpy PCG64 (not a CSPRNG)": lambda: np.random.default_rng(0).normal(0.0, 1.0, n),
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in makers}
+    wall: dict[str, list[float]] = {k: [] for k in makers}
+    for r in range(reps):
+        for label in makers if r % 2 == 0 else reversed(makers):
+            t0, c0 = time.perf_counter(), time.process_time()
+            makers[label]()
+            wall[label].append(time.perf_counter() - t0)
+            cpu[label].append(time.process_time() - c0)
+    return {
+        k: {
+            "m_per_cpu_s": n / statistics.median(cpu[k]) / 1e6,
+            "m_per_wall_s": n / statistics.median(wall[k]) / 1e6,
+        }
+        for k in makers
+    }
 
 
 def main() -> None:
@@ -142,6 +196,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
+    sampler = sampler_speed()  # first, on a fresh process; again at the end
+    print(json.dumps(sampler, indent=1), flush=True)
     cases = []
     x, y = torch.rand(1024, 64, generator=gen), torch.randint(0, 10, (1024,), generator=gen)
     cases.append(
@@ -160,7 +216,7 @@ def main() -> None:
         + (" --skip-text" if args.skip_text else ""),
         "load_average_start": os.getloadavg(), "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
         "versions": {d: metadata.version(d) for d in ("torch", "opacus", "cryptography", "numpy")},
-        "threads": args.threads, "cases": cases, "sampler_normals_per_s": sampler_speed(),
+        "threads": args.threads, "sampler_start": sampler, "cases": cases, "sampler_end": sampler_speed(),
         "load_average_end": os.getloadavg(),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
