@@ -211,8 +211,10 @@ def stall_lines(windows: list[dict[str, float]]) -> list[str]:
 def machine() -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())  # fmt: skip
+    from keelml.export.bench import machine as described
+
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "load_average": os.getloadavg()}  # fmt: skip
+            "platform": platform.platform(), "load_average": os.getloadavg(), "described": described()}  # fmt: skip
 
 
 def versions() -> dict[str, str]:
@@ -241,7 +243,7 @@ def report(out: dict[str, Any]) -> str:
         "# Serving benchmark: `keel serve` (ONNX Runtime int8) vs FastAPI + PyTorch fp32",
         "",
         f"Command: `{out['command']}` ({out['date']}).",
-        f"Machine: {before['cpu']}, {before['cores']} cores, {before['platform']}, Python {before['python']}. "
+        f"Machine: {before.get('described', before['cpu'])}, {before['platform']}. "
         f"**Shared with other jobs during the run**: load average {before['load_average'][0]:.1f} before, "
         f"{after['load_average'][0]:.1f} after, on 2 cores. Absolute numbers are noise; the interleaved "
         "ratios are the result.",

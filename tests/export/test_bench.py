@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from keelml import Workspace
@@ -57,3 +59,14 @@ def test_hardware_profiles_and_bad_settings_get_clear_errors(
         ws.exports.bench("loan-clf@1", batches=(0,))
     with pytest.raises(InvalidInputError, match="quantile"):
         ws.exports.latest_latency_ms("loan-clf@1", quantile="p42")
+
+
+def test_bench_results_name_the_int8_instruction_sets(tmp_path: Path) -> None:
+    """Latencies from a VNNI CPU and an AVX2-only one are not comparable: the result says which."""
+    from keelml.export.bench import machine
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Test CPU\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert "(avx2, avx512f, avx512_vnni)" in machine(info)
+    info.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2\n")
+    assert "no AVX2/AVX-512/VNNI/AMX reported" in machine(info)
