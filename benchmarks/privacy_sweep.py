@@ -14,7 +14,12 @@ The chosen settings are then run through keelml itself by bench_privacy.py --par
 Keys: eps, hidden, act (relu|tanh), scale (std: training mean/std | pm1: (x - 8) / 8 | a number: x / it),
 batch, epochs, lr, clip, ema, decay (cos), opt (adam|sgd), mom, b2, b1m (Adam betas), init, rf (a fixed
 random first layer, weights N(0, rf^2/64): only the head trains), ntrain (fewer training rows), ln
-(layer normalisation of the hidden pre-activations). Prints mean and per-seed validation
+(layer normalisation of the hidden pre-activations), emaw (the EMA's decay warms up as
+min(ema, (1 + t) / (10 + t)), jax_privacy's averaging), polyak (uniform mean of the iterates from that
+fraction of the steps on), bc (DP-AdamBC's floor: Adam's second moment minus the noise's variance), warm
+(linear learning-rate warm-up over that fraction of the steps), aug (augmentation multiplicity, De et
+al. 2022: K copies of each row shifted by up to one pixel, gradients averaged before clipping; pm1 only).
+Prints mean and per-seed validation
 accuracy and the noise multiplier.
 """
 
@@ -60,6 +65,34 @@ def prep(seed, scale):
     return [(torch.tensor(f(X[p[k]])), torch.tensor(Y[p[k]])) for k in ("train", "validation")]
 
 
+def _augmented(
+    P: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, K: int, act: str, g: torch.Generator
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Per-row gradients averaged over K copies shifted by up to one pixel (8x8 digits, pm1 scale: the
+    border fills with -1, pixel 0): the copies' activations and backprops, and each row's gradient norm
+    from K x K Gram matrices (without materialising per-row gradients)."""
+    W1, b1, W2, b2_ = P
+    R, M, _ = xb.shape
+    padded = torch.nn.functional.pad(xb.view(R, M, 8, 8), (1, 1, 1, 1), value=-1.0)
+    rows = torch.randint(0, 3, (R, M, K, 1, 1), generator=g) + torch.arange(8).view(1, 1, 1, 8, 1)
+    cols = torch.randint(0, 3, (R, M, K, 1, 1), generator=g) + torch.arange(8).view(1, 1, 1, 1, 8)
+    ri, mi = torch.arange(R).view(R, 1, 1, 1, 1), torch.arange(M).view(1, M, 1, 1, 1)
+    xa = padded[ri, mi, rows, cols].reshape(R, M * K, 64)
+    ya = yb[:, :, None, :].expand(-1, -1, K, -1).reshape(R, M * K, 10)
+    pre = torch.baddbmm(b1[:, None], xa, W1)
+    h = torch.tanh(pre) if act == "tanh" else pre.clamp(min=0)
+    dl = (torch.softmax(torch.baddbmm(b2_[:, None], h, W2), -1) - ya) / K
+    dh = torch.bmm(dl, W2.transpose(1, 2)) * ((1 - h**2) if act == "tanh" else (pre > 0).float())
+
+    def gram(a: torch.Tensor) -> torch.Tensor:
+        a = a.view(R, M, K, -1)
+        return a @ a.transpose(-1, -2)
+
+    sq = (gram(xa) * gram(dh)).sum((-1, -2)) + (gram(h) * gram(dl)).sum((-1, -2))
+    sq = sq + (dh.view(R, M, K, -1).sum(2) ** 2).sum(-1) + (dl.view(R, M, K, -1).sum(2) ** 2).sum(-1)
+    return [xa, h, dl, dh], torch.sqrt(sq)
+
+
 def run(
     seeds,
     eps=3.0,
@@ -80,6 +113,11 @@ def run(
     ntrain=None,
     ln=False,
     b1m=0.9,
+    emaw=False,
+    polyak=None,
+    bc=None,
+    warm=0,
+    aug=0,
 ):
     R = len(seeds)
     parts = [prep(s, scale) for s in seeds]
@@ -116,6 +154,13 @@ def run(
         w = torch.gather(mask.float(), 1, idx)
         xb = torch.gather(xt, 1, idx[..., None].expand(-1, -1, 64))
         yb = torch.gather(Yh, 1, idx[..., None].expand(-1, -1, 10))
+        if aug:  # augmentation multiplicity: K shifted copies per row, gradient averaged before clipping
+            G, norm = _augmented(P, xb, yb, aug, act, g)
+            f = (clip / (norm + 1e-6)).clamp(max=1.0) * w
+            fk = f[:, :, None].expand(-1, -1, aug).reshape(R, -1, 1)
+            xa, h, dl, dh = G
+            G = [torch.bmm(xa.transpose(1, 2), fk * dh), (fk * dh).sum(1), torch.bmm(h.transpose(1, 2), fk * dl),
+                 (fk * dl).sum(1)]  # fmt: skip
         pre = torch.baddbmm(b1[:, None], xb, W1)
         if ln:  # layer normalisation (no affine) of the pre-activations
             sd = torch.sqrt(pre.var(-1, unbiased=False, keepdim=True) + 1e-5)
@@ -128,16 +173,25 @@ def run(
             dh = (dh - dh.mean(-1, keepdim=True) - pre * (dh * pre).mean(-1, keepdim=True)) / sd
         dl2 = (dl**2).sum(-1)
         dh2 = (dh**2).sum(-1)
-        norm = torch.sqrt(((h**2).sum(-1) + 1) * dl2 + (0 if rf is not None else ((xb**2).sum(-1) + 1) * dh2))
-        f = (clip / (norm + 1e-6)).clamp(max=1.0) * w
-        xt_ = xb
-        G = [
-            torch.bmm(xt_.transpose(1, 2), f[..., None] * dh),
-            (f[..., None] * dh).sum(1),
-            torch.bmm(h.transpose(1, 2), f[..., None] * dl),
-            (f[..., None] * dl).sum(1),
-        ]
+        if not aug:
+            norm = torch.sqrt(
+                ((h**2).sum(-1) + 1) * dl2 + (0 if rf is not None else ((xb**2).sum(-1) + 1) * dh2)
+            )
+            f = (clip / (norm + 1e-6)).clamp(max=1.0) * w
+            xt_ = xb
+            G = [
+                torch.bmm(xt_.transpose(1, 2), f[..., None] * dh),
+                (f[..., None] * dh).sum(1),
+                torch.bmm(h.transpose(1, 2), f[..., None] * dl),
+                (f[..., None] * dl).sum(1),
+            ]
         lr_t = lr * (0.5 * (1 + math.cos(math.pi * t / steps)) if decay == "cos" else 1.0)
+        if warm and t < warm * steps:  # linear warm-up over the first `warm` fraction of the steps
+            lr_t *= (t + 1) / (warm * steps + 1)
+        # EMA with jax_privacy's warm-up: decay min(ema, (1 + t) / (10 + t)); Polyak: uniform mean of the
+        # iterates from step `polyak * steps` on
+        mu = (min(ema, (1 + t) / (10 + t)) if emaw else ema) if ema else None
+        start = None if polyak is None else int(polyak * steps)
         for i in range(2 if rf is not None else 0, 4):
             gi = (G[i] + s * clip * torch.randn(G[i].shape, generator=g)) / (q * n)
             if opt == "adam":
@@ -145,13 +199,20 @@ def run(
                 v[i].mul_(b2).add_(gi**2, alpha=1 - b2)
                 mh = m[i] / (1 - b1m ** (t + 1))
                 vh = v[i] / (1 - b2 ** (t + 1))
-                P[i] = P[i] - lr_t * mh / (vh.sqrt() + 1e-8)
+                if bc is not None:  # DP-AdamBC (Tang et al. 2024): remove the noise's variance from v
+                    vh = (vh - (s * clip / (q * n)) ** 2).clamp(min=bc)
+                    P[i] = P[i] - lr_t * mh / vh.sqrt()
+                else:
+                    P[i] = P[i] - lr_t * mh / (vh.sqrt() + 1e-8)
             else:
                 m[i].mul_(mom).add_(gi)
                 P[i] = P[i] - lr_t * m[i]
-            if ema:
-                avg[i].mul_(ema).add_(P[i], alpha=1 - ema)
-    F = avg if ema else P
+            if mu is not None:
+                avg[i].mul_(mu).add_(P[i], alpha=1 - mu)
+            elif start is not None and t >= start:
+                k = t - start
+                avg[i].mul_(k / (k + 1)).add_(P[i], alpha=1 / (k + 1))
+    F = avg if (ema or polyak is not None) else P
     accs = []
     for r, p in enumerate(parts):
         xe, ye = p[1]  # validation rows only
