@@ -151,9 +151,12 @@ STANDARD_SPLIT: dict[str, Any] = {"hidden": (128,), "activation": "tanh", "input
 # validation_fraction 0.01 the validation rows of the 70/10/20 split (minus 20 kept to log a loss) train
 # too; the test rows are the same 360 (split_indices draws them first). On validation rows, 158 fewer
 # training rows cost 1.1 points at epsilon 3 (privacy_sweep.md), so the rows are worth having.
-PRIVATE: dict[str, Any] = {**STANDARD_SPLIT, "validation_fraction": 0.01}
-# The same settings on the standard split (1,258 training rows), rerun side by side at epsilon 3.
-PREVIOUS: dict[str, Any] = STANDARD_SPLIT
+# The previous settings (section 2 of the 15:51 UTC run: gap 3.34 points), rerun side by side at epsilon 3.
+PREVIOUS: dict[str, Any] = {**STANDARD_SPLIT, "validation_fraction": 0.01}
+# Session 5: the moving average of the DP iterates with jax_privacy's warm-up (dp_ema; the decay stays at
+# (1 + t) / (10 + t) over these runs' ~900 steps) and longer training at a lower rate, chosen on validation
+# rows by privacy_sweep.py (20 seeds: 0.9436 vs 0.9391 for the previous settings; privacy_sweep.md).
+PRIVATE: dict[str, Any] = {**PREVIOUS, "epochs": 150, "learning_rate": 7e-3, "dp_ema": 0.999}
 # The validation sweep at epsilon 3 (`--part tune`): mean validation accuracy over the seeds (179 rows each).
 TUNE_BASE = {"batch_size": 256, "weight_decay": 0.0}
 TUNE_GRID: list[dict[str, Any]] = [
@@ -233,6 +236,8 @@ def _utility_seed(seed: int) -> tuple[list[dict[str, Any]], float]:
 
 def utility(seeds: list[int], jobs: int = 1) -> dict[str, Any]:
     """``jobs`` > 1 runs the seeds in parallel processes (one torch thread each; results are per seed)."""
+    load = [os.getloadavg()]
+    started = time.strftime("%H:%M UTC", time.gmtime())
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -256,7 +261,9 @@ def utility(seeds: list[int], jobs: int = 1) -> dict[str, Any]:
             "nonprivate_config": {**NONPRIVATE, "hidden": list(NONPRIVATE["hidden"])},
             "private_config": {**PRIVATE, "hidden": list(PRIVATE["hidden"])},
             "previous_settings": {**PREVIOUS, "hidden": list(PREVIOUS["hidden"])},
-            "previous_epsilon_3": {"accuracy": previous, **_spread(previous)}}  # fmt: skip
+            "previous_epsilon_3": {"accuracy": previous, **_spread(previous)},
+            "load_average": [*load, os.getloadavg()], "jobs": jobs,
+            "when": f"{started}-{time.strftime('%H:%M UTC', time.gmtime())}"}  # fmt: skip
 
 
 def text_utility(rows: int, epsilon: float) -> dict[str, Any]:
@@ -298,6 +305,11 @@ def mlp() -> Any:
     )
 
 
+SECURE_MODE = "keelml DP (ghost clipping, secure noise: default)"
+TORCH_NOISE_MODE = "keelml DP (ghost clipping, --no-secure-noise)"
+OPACUS_MODE = "Opacus default (hooks, per-sample)"
+
+
 def throughput(rounds: int, samples: int, batch: int) -> dict[str, Any]:
     import torch
 
@@ -319,50 +331,71 @@ def throughput(rounds: int, samples: int, batch: int) -> dict[str, Any]:
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
 
-    def private(clipping: str) -> None:
+    def private(clipping: str, secure: bool = False) -> None:
+        from keelml.core.securerandom import SecureGaussian
+
         report = PrivacyReport(
             epsilon=0.0, delta=DELTA, noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=batch / samples,
             steps=math.ceil(samples / batch), epochs=1, train_rows=samples, clipping=clipping, target_epsilon=None,
         )  # fmt: skip
         data = PrivateBatches((x, y), lambda m, b: m(b[0]), lambda b: b[1])
         dp_fit(mlp(), data, lambda m: 0.0, report, batch_size=batch, physical_batch=batch, learning_rate=1e-3,
-               seed=0)  # fmt: skip
+               seed=0, noise=SecureGaussian() if secure else None)  # fmt: skip
 
+    # keelml's default is ghost clipping with CSPRNG noise (what `keel train --dp-epsilon` runs);
+    # --no-secure-noise swaps in torch's generator; Opacus' default mode uses torch's generator too
     modes = {
         "non-private": nonprivate,
-        "keelml DP (ghost clipping)": lambda: private("ghost"),
-        "Opacus default (hooks, per-sample)": lambda: private("hooks"),
+        SECURE_MODE: lambda: private("ghost", secure=True),
+        TORCH_NOISE_MODE: lambda: private("ghost"),
+        OPACUS_MODE: lambda: private("hooks"),
     }
-    private("ghost")  # warm-up: imports and first-call allocations out of the timings
+    private("ghost", secure=True)  # warm-up: imports and first-call allocations out of the timings
     nonprivate()
+    load = [os.getloadavg()]
     times: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(rounds):
         order = list(modes) if r % 2 == 0 else list(reversed(modes))  # interleaved, alternating order
         for mode in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             modes[mode]()
             times[mode].append(time.perf_counter() - t0)
-            print(f"throughput round {r} {mode}: {samples / times[mode][-1]:.0f} samples/s")
-    base = times["non-private"]
+            cpu[mode].append(time.process_time() - c0)
+            print(f"throughput round {r} {mode}: {samples / times[mode][-1]:.0f} samples/s, "
+                  f"{cpu[mode][-1]:.2f} s CPU", flush=True)  # fmt: skip
+        load.append(os.getloadavg())
+    base, base_cpu = times["non-private"], cpu["non-private"]
 
     def p90(values: list[float]) -> float:
         return sorted(values)[max(0, math.ceil(0.9 * len(values)) - 1)]
 
     out: dict[str, Any] = {"parameters": params, "samples_per_round": samples, "batch": batch, "rounds": rounds,
-                           "threads": THREADS, "modes": {}}  # fmt: skip
+                           "threads": THREADS, "modes": {}, "load_average": load}  # fmt: skip
     for mode, ts in times.items():
         slow = [t / b for t, b in zip(ts, base, strict=True)]  # per-round slowdown vs non-private
+        slow_cpu = [t / b for t, b in zip(cpu[mode], base_cpu, strict=True)]
         out["modes"][mode] = {
             "samples_per_s_median": samples / statistics.median(ts),
             "samples_per_s_p90_slowest": samples / p90(ts),
             "slowdown_vs_nonprivate_median": statistics.median(slow),
             "slowdown_vs_nonprivate_p90": p90(slow),
+            "cpu_slowdown_vs_nonprivate_median": statistics.median(slow_cpu),
+            "cpu_seconds_median": statistics.median(cpu[mode]),
             "seconds": ts,
+            "cpu_seconds": cpu[mode],
         }
-    ghost, hooks = times["keelml DP (ghost clipping)"], times["Opacus default (hooks, per-sample)"]
-    speedup = [h / g for g, h in zip(ghost, hooks, strict=True)]
-    out["keelml_vs_opacus_default_speedup_median"] = statistics.median(speedup)
-    out["keelml_vs_opacus_default_speedup_p90_low"] = sorted(speedup)[max(0, math.floor(0.1 * len(speedup)))]
+    hooks = times[OPACUS_MODE]
+    for key, mode in (
+        ("keelml_vs_opacus_default", SECURE_MODE),
+        ("keelml_torch_noise_vs_opacus_default", TORCH_NOISE_MODE),
+    ):
+        speedup = [h / g for g, h in zip(times[mode], hooks, strict=True)]
+        out[f"{key}_speedup_median"] = statistics.median(speedup)
+        out[f"{key}_speedup_p90_low"] = sorted(speedup)[max(0, math.floor(0.1 * len(speedup)))]
+    secure_cost = [s / t for s, t in zip(cpu[SECURE_MODE], cpu[TORCH_NOISE_MODE], strict=True)]
+    out["secure_vs_torch_noise_cpu_ratio_median"] = statistics.median(secure_cost)
+    out["secure_vs_torch_noise_cpu_ratio_p90"] = p90(secure_cost)
     return out
 
 
@@ -405,8 +438,9 @@ def markdown(data: dict[str, Any]) -> str:
                   f"{sorted({r['test_rows'] for r in u['runs']})}, the same rows in every run of a seed).", "",
                   f"Non-private: MLP {u['nonprivate_config']} with early stopping on the validation rows. DP-SGD: "
                   f"MLP {u['private_config']}, Adam, Poisson sampling (q = {q:.3f}), ghost clipping, noise calibrated "
-                  "by the PLD accountant for each target epsilon (delta 1e-5), all epochs, last weights (no "
-                  "early stopping on validation rows). "
+                  "by the PLD accountant for each target epsilon (delta 1e-5), noise from the CSPRNG (the default), "
+                  "all epochs, the last weights or, with `dp_ema`, their moving average (no early stopping on "
+                  "validation rows). "
                   + ("DP inputs: `input_range` [0, 16] scaled to [-1, 1], no statistic of the rows; non-private "
                      "inputs standardised (training mean / std). " if "input_range" in u["private_config"] else
                      "Inputs standardised (the tabular preprocessor). ")
@@ -424,16 +458,26 @@ def markdown(data: dict[str, Any]) -> str:
                          f"{sigma} | {reached} |")  # fmt: skip
         if u.get("note"):
             lines += ["", u["note"]]
+        if "load_average" in u:
+            la = u["load_average"]
+            lines += ["", f"Run {u['when']} at nice 19 with {u['jobs']} job(s) (one torch thread each when more than "
+                      f"one) on the shared 2-core machine; load average {la[0][0]:.1f} at the start, {la[-1][0]:.1f} "
+                      "at the end (os.getloadavg(); accuracy does not depend on the load). Secure noise makes the "
+                      "private runs irreproducible from the seed; the non-private runs are deterministic."]  # fmt: skip
         verdict = "**hit**" if u["pass"] else "**miss**"
         gaps = ", ".join(f"{g:.2f}" for g in u["gap_per_seed_points"])
         lines += ["", f"Gap at epsilon 3 (mean over seeds): {u['gap_at_epsilon_3_points']:.2f} points (target <= 3): "
                   f"{verdict}. Per seed: {gaps} points. One test row is 0.28 points.", ""]  # fmt: skip
         if "previous_epsilon_3" in u:
             pv = u["previous_epsilon_3"]
-            lines += [f"Side by side, same seeds and test rows: the same settings on the standard split "
-                      f"{u['previous_settings']} (1,258 training rows) at epsilon 3 score {pv['mean']:.4f} (std {pv['std']:.4f}; "
-                      f"per seed {', '.join(f'{a:.4f}' for a in pv['accuracy'])}), a gap of "
-                      f"{100 * (u['mean_accuracy']['non-private'] - pv['mean']):.2f} points.", ""]  # fmt: skip
+            private = [r["accuracy"] for r in u["runs"] if r["target_epsilon"] == 3.0]
+            diffs = [100 * (a - b) for a, b in zip(private, pv["accuracy"], strict=True)]
+            lines += [f"Side by side, same seeds and test rows: the previous settings {u['previous_settings']} at "
+                      f"epsilon 3 score {pv['mean']:.4f} (std {pv['std']:.4f}; per seed "
+                      f"{', '.join(f'{a:.4f}' for a in pv['accuracy'])}), a gap of "
+                      f"{100 * (u['mean_accuracy']['non-private'] - pv['mean']):.2f} points. Current minus previous "
+                      f"per seed: {', '.join(f'{d:+.2f}' for d in diffs)} points (mean {statistics.mean(diffs):+.2f}, "
+                      f"standard error {statistics.stdev(diffs) / math.sqrt(len(diffs)):.2f}).", ""]  # fmt: skip
     if "tune" in data:
         t = data["tune"]
         lines += ["### How the DP settings were chosen (validation split only)", "",
@@ -479,21 +523,49 @@ def markdown(data: dict[str, Any]) -> str:
                   "(epsilon 7.99 <= 8) and costs 2.4x the time, not what accuracy DP costs.", ""]  # fmt: skip
     if "throughput" in data:
         t = data["throughput"]
+        load = t.get("load_average") or []
         lines += ["## 3. DP-SGD throughput", "",
                   f"MLP 784-1024-1024-10 ({t['parameters']:,} parameters), one epoch of {t['samples_per_round']} "
                   f"random samples, batch {t['batch']}, AdamW, {t['threads']} torch threads, {t['rounds']} "
-                  "interleaved rounds (order alternating).", "",
+                  "interleaved rounds (order alternating); samples/s from wall time, CPU ratios from "
+                  "time.process_time (the machine is shared: CPU time is the steadier measure)"
+                  + (f"; load average {min(x[0] for x in load):.1f}-{max(x[0] for x in load):.1f} during the run"
+                     if load else "") + ".", "",
                   "| mode | samples/s (median) | samples/s (p90 slowest round) | slowdown vs non-private, median | "
-                  "p90 |", "|---|---|---|---|---|"]  # fmt: skip
+                  "p90 | CPU-time slowdown, median |", "|---|---|---|---|---|---|"]  # fmt: skip
         for mode, m in t["modes"].items():
+            cpu = m.get("cpu_slowdown_vs_nonprivate_median")
             lines.append(
                 f"| {mode} | {m['samples_per_s_median']:.0f} | {m['samples_per_s_p90_slowest']:.0f} | "
-                f"{m['slowdown_vs_nonprivate_median']:.2f}x | {m['slowdown_vs_nonprivate_p90']:.2f}x |"
+                f"{m['slowdown_vs_nonprivate_median']:.2f}x | {m['slowdown_vs_nonprivate_p90']:.2f}x | "
+                + ("-" if cpu is None else f"{cpu:.2f}x")
+                + " |"
             )
-        lines += ["", f"keelml DP vs Opacus default mode: {t['keelml_vs_opacus_default_speedup_median']:.2f}x faster "
-                  f"(median of per-round ratios; 10th percentile {t['keelml_vs_opacus_default_speedup_p90_low']:.2f}x). "
-                  "The issue quotes 136x (default mode) and 2.6x (memory-efficient mode) slowdowns seen earlier on "
-                  "a 1.9M-parameter MLP.", ""]  # fmt: skip
+        lines += ["", f"keelml DP (default, secure noise) vs Opacus default mode: "
+                  f"{t['keelml_vs_opacus_default_speedup_median']:.2f}x faster (median of per-round ratios; 10th "
+                  f"percentile {t['keelml_vs_opacus_default_speedup_p90_low']:.2f}x)"]  # fmt: skip
+        if "secure_vs_torch_noise_cpu_ratio_median" in t:
+            lines[-1] += (
+                f"; with --no-secure-noise {t['keelml_torch_noise_vs_opacus_default_speedup_median']:.2f}x. Secure "
+                f"noise costs {t['secure_vs_torch_noise_cpu_ratio_median']:.2f}x the CPU time of torch's generator "
+                f"per epoch (median of per-round ratios, p90 {t['secure_vs_torch_noise_cpu_ratio_p90']:.2f}x)"
+            )
+        lines += [lines.pop() + ". The issue quotes 136x (default mode) and 2.6x (memory-efficient mode) "
+                  "slowdowns seen earlier on a 1.9M-parameter MLP.", ""]  # fmt: skip
+        if all("cpu_seconds" in m for m in t["modes"].values()):
+            cpu = {mode: m["cpu_seconds"] for mode, m in t["modes"].items()}
+
+            def ratio(a: str, b: str) -> str:
+                r = [x / y for x, y in zip(cpu[a], cpu[b], strict=True)]
+                return f"{statistics.median(r):.2f}x (range {min(r):.2f}-{max(r):.2f}x)"
+
+            lines += ["In CPU time per epoch (median of per-round ratios over the rounds): Opacus' default mode "
+                      f"costs {ratio(OPACUS_MODE, SECURE_MODE)} keelml's default (ghost clipping, secure noise) "
+                      f"and {ratio(OPACUS_MODE, TORCH_NOISE_MODE)} keelml with --no-secure-noise; secure noise "
+                      f"costs {ratio(SECURE_MODE, TORCH_NOISE_MODE)} torch's generator; keelml's default costs "
+                      f"{ratio(SECURE_MODE, 'non-private')} non-private training.", ""]  # fmt: skip
+            if t.get("note"):
+                lines += [t["note"], ""]
     return "\n".join(lines)
 
 
@@ -512,24 +584,25 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     parts = set(args.part.split(","))
     path = RESULTS / "privacy.json"
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     command = "python benchmarks/bench_privacy.py " + " ".join(sys.argv[1:])
-    # each part may come from its own run: keep every command that produced a part of the file
+    new: dict[str, Any] = {}
+    if "accounting" in parts:
+        new["accounting"] = accounting()
+    if "tune" in parts:
+        new["tune"] = tune([int(s) for s in args.seeds.split(",")])
+    if "utility" in parts:
+        new["utility"] = utility([int(s) for s in args.seeds.split(",")], args.jobs)
+    if "text" in parts:
+        new["text"] = text_utility(args.text_rows, 8.0)
+    if "throughput" in parts:
+        new["throughput"] = throughput(args.rounds, args.samples, args.batch)
+    # each part may come from its own run, and runs may overlap: read the file only now, keep its other
+    # parts and every command that produced a part of it
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     data["commands"] = [c for c in data.get("commands", [data.get("command")]) if c] + [
         f"{command}  # parts: {args.part}"
     ]
-    data.update({"command": command, "versions": versions(), "machine": machine()})
-
-    if "accounting" in parts:
-        data["accounting"] = accounting()
-    if "tune" in parts:
-        data["tune"] = tune([int(s) for s in args.seeds.split(",")])
-    if "utility" in parts:
-        data["utility"] = utility([int(s) for s in args.seeds.split(",")], args.jobs)
-    if "text" in parts:
-        data["text"] = text_utility(args.text_rows, 8.0)
-    if "throughput" in parts:
-        data["throughput"] = throughput(args.rounds, args.samples, args.batch)
+    data.update({"command": command, "versions": versions(), "machine": machine(), **new})
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str))
     (RESULTS / "privacy.md").write_text(markdown(data))
