@@ -92,7 +92,7 @@ def sparse_onnx(bundle: bytes, amount: float) -> bytes:
             w = w.copy()
             w[np.abs(w) <= np.quantile(np.abs(w), amount)] = 0.0
             init.CopyFrom(numpy_helper.from_array(w, init.name))
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 class Made:
@@ -145,6 +145,28 @@ def augmented(texts: list[str], n: int) -> pa.Table:
     return pa.table({"review": new})
 
 
+def student_key(args: argparse.Namespace) -> str:
+    """The cache key of a student in bench-compress.json (bench_compress_ab.py registers under it too)."""
+    key = f"distill layers={args.layers} transfer={args.transfer_rows} epochs={args.student_epochs} lr={args.student_lr}"
+    key += f" hidden={args.hidden_weight}" if args.hidden_weight else ""
+    key += f" teacher_layers={args.teacher_layers}" if args.teacher_layers else ""
+    key += f" schedule=linear warmup={args.warmup_fraction}" if args.schedule == "linear" else ""
+    key += f" patience={args.patience}" if args.patience != 2 else ""
+    return key
+
+
+def distill_student(ws: Workspace, source: Any, args: argparse.Namespace) -> Any:
+    """``ws.compress.distill`` with the student settings of ``args`` (registered)."""
+    train_texts = [str(t) for t in source.parts["train"]["review"].to_pylist()]
+    transfer = augmented(train_texts, args.transfer_rows) if args.transfer_rows else None
+    fit = FitSettings(epochs=args.student_epochs, patience=args.patience, learning_rate=args.student_lr,
+                      batch_size=16, hidden_weight=args.hidden_weight, schedule=args.schedule,
+                      warmup_fraction=args.warmup_fraction)  # fmt: skip
+    picked = tuple(args.teacher_layers) if args.teacher_layers else None
+    config = DistillConfig(layers=None if picked else args.layers, teacher_layers=picked, fit=fit)
+    return ws.compress.distill(source, config, transfer=transfer)
+
+
 def heldout(predict: Any, texts: list[str], labels: Any, classes: Any) -> float:
     probs = np.vstack([predict(texts[i : i + 64]) for i in range(0, len(texts), 64)])
     return float((np.asarray(classes)[probs.argmax(1)] == labels).mean())
@@ -192,6 +214,7 @@ def latency_only(args: argparse.Namespace) -> None:
         runner = session(graph, threads=args.threads)
         fns[f"{layers}-layer student int8 fused (ONNX Runtime)"] = lambda r=runner: r.run(None, feeds)
     samples: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # process CPU time: not inflated by preemption
     rng = random.Random(0)
     with torch.inference_mode():
         for fn in fns.values():
@@ -200,14 +223,20 @@ def latency_only(args: argparse.Namespace) -> None:
             order = list(fns)
             rng.shuffle(order)
             for name in order:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 fns[name]()
                 samples[name].append(time.perf_counter() - start)
-    base = quantiles(samples["teacher fp32 (PyTorch eager)"])
+                cpu[name].append(time.process_time() - cpu_start)
+    ref = "teacher fp32 (PyTorch eager)"
+    base, cbase = quantiles(samples[ref]), quantiles(cpu[ref])
     rows = {name: {**quantiles(v), "best_ms": min(v) * 1e3,
                    "speedup_p50": base["p50_ms"] / quantiles(v)["p50_ms"],
                    "speedup_p90": base["p90_ms"] / quantiles(v)["p90_ms"],
-                   "speedup_best": min(samples["teacher fp32 (PyTorch eager)"]) / min(v)} for name, v in samples.items()}  # fmt: skip
+                   "speedup_best": min(samples[ref]) / min(v),
+                   "cpu_p50_ms": quantiles(cpu[name])["p50_ms"], "cpu_p90_ms": quantiles(cpu[name])["p90_ms"],
+                   "cpu_speedup_p50": cbase["p50_ms"] / quantiles(cpu[name])["p50_ms"],
+                   "cpu_speedup_p90": cbase["p90_ms"] / quantiles(cpu[name])["p90_ms"]}
+            for name, v in samples.items()}  # fmt: skip
     result = {
         "command": f".venv/bin/python benchmarks/bench_compress.py --latency-only --threads {args.threads} "
                    f"--rounds1 {args.rounds1} --seq {args.seq} --latency-layers {' '.join(map(str, args.latency_layers))}",
@@ -219,7 +248,7 @@ def latency_only(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--teacher-max-length", type=int, default=128, help="tokens per review in training")
@@ -230,8 +259,14 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=4)
     parser.add_argument("--student-lr", type=float, default=1e-4)
     parser.add_argument(
+        "--teacher-layers", type=int, nargs="+", default=None, help="e.g. 0 5 (not the first k)"
+    )
+    parser.add_argument("--schedule", default="constant", help="constant or linear (warm-up, then decay)")
+    parser.add_argument("--warmup-fraction", type=float, default=0.1)
+    parser.add_argument(
         "--transfer-rows", type=int, default=2800, help="augmented training reviews (soft targets)"
     )
+    parser.add_argument("--patience", type=int, default=2, help="epochs without a validation gain")
     parser.add_argument("--prune-amount", type=float, default=0.5)
     parser.add_argument("--prune-epochs", type=int, default=1)
     parser.add_argument("--skip-prune", action="store_true", help="no pruned and no magnitude-sparse rows")
@@ -245,7 +280,17 @@ def main() -> None:
         "--latency-only", action="store_true", help="teacher vs fused int8 students, no training"
     )
     parser.add_argument("--latency-layers", type=int, nargs="+", default=[2, 3])
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
+    args.layers = len(args.teacher_layers) if args.teacher_layers else args.layers
+    return args
+
+
+def main() -> None:
+    args = parse(build_parser())
     torch.set_num_threads(args.threads)
     if args.latency_only:
         latency_only(args)
@@ -263,16 +308,10 @@ def main() -> None:
 
     teacher_parameters = sum(int(p.numel()) for p in source.model.module.parameters())
     t0 = time.perf_counter()
-    key = f"distill layers={args.layers} transfer={args.transfer_rows} epochs={args.student_epochs} lr={args.student_lr}"
-    key += f" hidden={args.hidden_weight}" if args.hidden_weight else ""
+    key = student_key(args)
     student: Any = reuse(ws, folder, key, teacher_parameters)
     if student is None:
-        train_texts = [str(t) for t in source.parts["train"]["review"].to_pylist()]
-        transfer = augmented(train_texts, args.transfer_rows) if args.transfer_rows else None
-        student = ws.compress.distill(source, DistillConfig(layers=args.layers, fit=FitSettings(
-            epochs=args.student_epochs, patience=2, learning_rate=args.student_lr, batch_size=16,
-            hidden_weight=args.hidden_weight)),
-            transfer=transfer)  # fmt: skip
+        student = distill_student(ws, source, args)
         remember(folder, key, str(student.spec))
     timings["distill_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -314,7 +353,9 @@ def main() -> None:
         runtime = runtimes[name] = load_model(ws.artifacts.read_bytes(bundle_artifact), threads=args.threads)
         return lambda b: runtime.run(feeds[b])
 
-    s_name = f"distilled {args.layers}-layer"
+    s_name = f"distilled {args.layers}-layer" + (
+        f" (teacher layers {args.teacher_layers})" if args.teacher_layers else ""
+    )
     variants: dict[str, Any] = {
         "teacher fp32 (PyTorch eager)": eager(source.model),
         "teacher fp32 (ONNX Runtime)": ort("teacher fp32 (ONNX Runtime)", exports["teacher"].variant("fp32").artifact),

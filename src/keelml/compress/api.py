@@ -39,6 +39,8 @@ class Compressed:
     accuracy: Accuracy
     parent_accuracy: Accuracy
     registered: Any  # ModelVersionInfo or None
+    validation_accuracy: float | None = None  # of the kept (best) epoch: compare settings on this, not test
+    best_epoch: int | None = None
 
     @property
     def spec(self) -> str | None:
@@ -49,7 +51,8 @@ class Compressed:
             "parent": self.parent, "variant": self.variant, "description": self.description,
             "parameters": self.parameters, "parent_parameters": self.parent_parameters,
             "metrics": self.accuracy.metrics(), "parent_metrics": self.parent_accuracy.metrics(),
-            "registered": self.spec,
+            "registered": self.spec, "validation_accuracy": self.validation_accuracy,
+            "best_epoch": self.best_epoch,
         }  # fmt: skip
 
 
@@ -62,7 +65,7 @@ class Compression:
 
     def _finish(
         self, source: Source, model: Any, variant: str, description: str, counts: tuple[int, int],
-        params: dict[str, Any], slices: Sequence[SliceLike], register: bool,
+        params: dict[str, Any], slices: Sequence[SliceLike], register: bool, fitted: tuple[float, int | None],
     ) -> Compressed:  # fmt: skip
         y = source.labels("test")
         accuracy = evaluate_model(model, source.parts["test"], y, slices)
@@ -70,13 +73,13 @@ class Compression:
         registered = None
         if register:
             metrics = {**accuracy.metrics(), "parameters": float(counts[0]),
-                       "parent_test_accuracy": parent.accuracy}  # fmt: skip
+                       "parent_test_accuracy": parent.accuracy, "validation_accuracy": fitted[0]}  # fmt: skip
             registered = register_variant(
                 self._ws, source, model, variant=variant, description=description, metrics=metrics,
                 params=params,
             )  # fmt: skip
         return Compressed(source.spec, variant, description, model, counts[0], counts[1], accuracy, parent,
-                          registered)  # fmt: skip
+                          registered, fitted[0], fitted[1])  # fmt: skip
 
     def distill(
         self,
@@ -94,8 +97,9 @@ class Compression:
         student = distill(source, config, transfer=transfer, progress=progress)
         params = {**_flat(config), "transfer_rows": 0 if transfer is None else transfer.num_rows}
         counts = (student.parameters, student.teacher_parameters)
+        fitted = (student.validation_accuracy, student.best_epoch)
         return self._finish(
-            source, student.model, "distilled", student.description, counts, params, slices, register
+            source, student.model, "distilled", student.description, counts, params, slices, register, fitted
         )
 
     def prune(
@@ -112,8 +116,10 @@ class Compression:
         config = config or PruneConfig()
         pruned = prune(source, config, progress=progress)
         counts = (pruned.parameters, pruned.original_parameters)
+        fitted = (pruned.validation_accuracy, None)  # prune() does not report its best epoch
+        params = _flat(config)
         return self._finish(
-            source, pruned.model, "pruned", pruned.description, counts, _flat(config), slices, register
+            source, pruned.model, "pruned", pruned.description, counts, params, slices, register, fitted
         )
 
     def run(

@@ -1,15 +1,18 @@
 """Distillation: a smaller student learns the teacher's softened outputs plus the hard labels.
 
-Text: the student is the teacher's (adapter-merged) encoder cut to its first ``layers`` layers, so it
-starts from the teacher's weights, with the teacher's head; ``FitSettings.hidden_weight > 0`` also
-matches the student's pooled features (the head's input) to the teacher's. Tabular: a narrower MLP
-(``hidden``), freshly initialised. Optional transfer rows (unlabelled or augmented, same input
-columns) add soft targets only.
+Text: the student is the teacher's (adapter-merged) encoder cut to its first ``layers`` layers (or to
+the layers named by ``teacher_layers``, e.g. (0, 5): spread-out layers keep the top layer whose output
+the head was trained on), so it starts from the teacher's weights, with the teacher's head;
+``FitSettings.hidden_weight > 0`` also matches the student's pooled features (the head's input) to
+the teacher's. Tabular: a narrower MLP (``hidden``), freshly initialised. Optional transfer rows
+(unlabelled or augmented, same input columns) add soft targets only.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +28,28 @@ from keelml.core.progress import Progress
 
 @dataclass(frozen=True, slots=True)
 class DistillConfig:
-    """``layers`` (text) / ``hidden`` (tabular): the student's size; None halves the teacher's."""
+    """``layers`` (text) / ``hidden`` (tabular): the student's size; None halves the teacher's.
+
+    ``teacher_layers`` (text): which of the teacher's layers (0-based, increasing) the student keeps,
+    instead of the first ``layers``; ``layers`` may then be left out (it is their count).
+    """
 
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
     fit: FitSettings = field(default_factory=FitSettings)
+    teacher_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.teacher_layers is not None:
+            picked = tuple(self.teacher_layers)
+            if (not picked or any(b <= a for a, b in itertools.pairwise(picked)) or picked[0] < 0
+                    or (self.layers is not None and self.layers != len(picked))):  # fmt: skip
+                raise InvalidInputError(
+                    "teacher_layers must name distinct teacher layers in increasing order",
+                    expected="e.g. teacher_layers=(0, 5), 0-based, increasing; layers unset or their count",
+                    received=f"teacher_layers={picked}, layers={self.layers}",
+                    fix="pass teacher_layers=(0, 5) alone, or layers=2 for the first two layers",
+                )
         if (self.layers is not None and self.layers < 1) or any(h < 1 for h in self.hidden or ()):
             raise InvalidInputError(
                 "the student must keep at least one layer and one unit per hidden layer",
@@ -51,24 +69,31 @@ class Student:
     best_epoch: int
 
 
-def text_student(teacher: Any, layers: int) -> Any:
+def text_student(teacher: Any, layers: int | Sequence[int]) -> Any:
+    """The teacher cut to its first ``layers`` layers, or to the layers listed (0-based, increasing)."""
     from torch import nn
 
     module = copy.deepcopy(torch_module(teacher, "text"))
     encoder = module.encoder
     total = len(encoder.encoder.layer)
-    if layers > total:
+    keep = list(range(layers)) if isinstance(layers, int) else list(layers)
+    if len(keep) > total or keep[-1] >= total:
         raise InvalidInputError(
-            f"the student cannot have more layers than the teacher ({total})",
-            expected=f"layers between 1 and {total}",
+            f"the student cannot have more layers than the teacher ({total}) nor layers it lacks",
+            expected=f"layers between 1 and {total}; teacher layer indices 0 to {total - 1}",
             received=str(layers),
             fix=f"pass --layers {max(1, total // 2)}",
         )
-    encoder.encoder.layer = nn.ModuleList(list(encoder.encoder.layer)[:layers])
-    encoder.config.num_hidden_layers = layers
+    kept = list(encoder.encoder.layer)
+    encoder.encoder.layer = nn.ModuleList([kept[i] for i in keep])
+    for position, layer in enumerate(encoder.encoder.layer):  # attention modules know their index
+        for sub in layer.modules():
+            if hasattr(sub, "layer_idx"):
+                sub.layer_idx = position
+    encoder.config.num_hidden_layers = len(keep)
     structure = getattr(encoder.config, "keel_structure", None)
     if structure:  # a pruned teacher: keep the shapes of the kept layers
-        encoder.config.keel_structure = {k: list(v)[:layers] for k, v in structure.items()}
+        encoder.config.keel_structure = {k: [list(v)[i] for i in keep] for k, v in structure.items()}
     return rebuild(teacher, "text", module, peft="full")
 
 
@@ -104,9 +129,21 @@ def distill(
     teacher = source.model
     if source.task == "text":
         total = len(torch_module(teacher, "text").encoder.encoder.layer)
-        layers = config.layers or max(1, total // 2)
-        student, description = text_student(teacher, layers), f"first {layers} of {total} layers"
+        if config.teacher_layers is not None:
+            picked = list(config.teacher_layers)
+            student = text_student(teacher, picked)
+            description = f"layers {', '.join(map(str, picked))} of {total}"
+        else:
+            layers = config.layers or max(1, total // 2)
+            student, description = text_student(teacher, layers), f"first {layers} of {total} layers"
     else:
+        if config.teacher_layers is not None:
+            raise InvalidInputError(
+                "teacher_layers picks layers of a text teacher's encoder",
+                expected="teacher_layers unset for tabular students",
+                received=f"teacher_layers={config.teacher_layers} for a {source.task} model",
+                fix="size the MLP student with hidden=(...) instead",
+            )
         widths = [m.out_features for m in linears(teacher.module)[:-1]] or [8]
         hidden = config.hidden or tuple(max(1, w // 2) for w in widths)
         student, description = tabular_student(teacher, hidden), f"MLP hidden {list(hidden)}"
