@@ -110,3 +110,35 @@ def test_the_key_is_per_workspace_private_and_created_once_under_concurrency(tmp
     with pytest.raises(ConfigError, match="damaged") as info:
         load_key(tmp_path)
     assert "delete it" in str(info.value)
+
+
+def test_ids_stay_unique_across_pool_refills_threads_and_forks() -> None:
+    """The random part comes from a pooled os.urandom draw; no id may repeat across refills, threads,
+    or in a forked child (which must not reuse its parent's remaining pool)."""
+    import os
+    import threading
+
+    from keelml.serve.ids import PredictionIds
+
+    ids = PredictionIds(bytes(range(32)))
+    seen: list[str] = []
+
+    def many() -> None:
+        seen.extend(ids.issue("m", 1_700_000_000.0) for _ in range(2_000))  # one millisecond for all
+
+    threads = [threading.Thread(target=many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == len(set(seen)) == 8_000 and all(ids.issued("m", p) for p in seen[:50])
+    ids.issue("m", 1.0)  # the parent's pool now holds unused bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id, then leave without running the test runner's exit code
+        os.write(write, ids.issue("m", 2.0).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert child != ids.issue("m", 2.0)

@@ -106,6 +106,9 @@ def test_openapi_names_the_served_models_fields(client: TestClient) -> None:
     body = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     row = body["oneOf"][0]["properties"]["rows"]["items"]
     assert row["required"] == ["amount", "region", "note"] and row["additionalProperties"] is False
+    # the key is checked inside the handler, but documented like every other endpoint's
+    assert doc["paths"]["/v1/predict"]["post"]["security"] == [{"APIKeyHeader": []}]
+    assert "APIKeyHeader" in doc["components"]["securitySchemes"]
     assert client.get("/docs").status_code == 200
 
 
