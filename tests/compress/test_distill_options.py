@@ -16,7 +16,7 @@ from tests.compress.test_distill_prune import reload
 
 def test_student_from_chosen_teacher_layers_copies_those_layers_and_reloads(compress_ws: Workspace) -> None:
     ws = compress_ws
-    teacher = ws.compress.source("review-clf")
+    teacher = ws.compress.source("review-clf@1")
     fit = FitSettings(epochs=2, learning_rate=1e-9)  # ~no update: the weights stay the teacher's layer 1
     result = ws.compress.distill(teacher, DistillConfig(teacher_layers=(1,), fit=fit))
     assert result.description == "layers 1 of 2"

@@ -53,7 +53,7 @@ def test_pruned_mlp_has_fewer_neurons_and_recovers(compress_ws: Workspace) -> No
 
 def test_text_student_keeps_the_teachers_first_layers_and_reloads(compress_ws: Workspace) -> None:
     ws = compress_ws
-    teacher = ws.compress.source("review-clf")
+    teacher = ws.compress.source("review-clf@1")
     result = ws.compress.distill(teacher, DistillConfig(layers=1, fit=TEXT_FIT))
     encoder = result.model.module.encoder
     assert len(encoder.encoder.layer) == 1 and encoder.config.num_hidden_layers == 1

@@ -68,7 +68,7 @@ def test_hidden_weight_is_validated_and_needs_a_text_student(compress_ws: object
 
 def test_text_student_with_feature_matching(compress_ws: object) -> None:
     ws = compress_ws
-    teacher = ws.compress.source("review-clf")  # type: ignore[attr-defined]
+    teacher = ws.compress.source("review-clf@1")  # type: ignore[attr-defined]
     fit = FitSettings(epochs=2, learning_rate=5e-3, hidden_weight=1.0)
     result = ws.compress.distill(teacher, DistillConfig(layers=1, fit=fit), register=False)  # type: ignore[attr-defined]
     assert len(result.model.module.encoder.encoder.layer) == 1
