@@ -4,14 +4,20 @@
     .venv/bin/python benchmarks/bench_features_feast.py --quick          # smoke test, under .work/
 
 Feast conflicts with pandas 3, so it runs in its own venv, built here if missing:
-``python -m venv /tmp/feast-venv && /tmp/feast-venv/bin/pip install feast``. Every engine runs in
+``python -m venv /tmp/feast-venv && /tmp/feast-venv/bin/pip install feast==0.67.0 'pandas<3'``. Every engine runs in
 fresh child processes (keelml in .venv, Feast in the Feast venv), pinned to 2 threads.
 
 Offline: the same generated parquet files (bench_features.make_inputs: two views of ROWS/2 rows x
-10 float features, 100,000 customers, ttl 7 days) and the same entity rows go through Feast's
+10 float features, 100,000 customers, ttl 7 days) and entity rows go through Feast's
 ``get_historical_features(...).to_df()`` and keelml's ``point_in_time`` (DuckDB scanning the files),
-alternating; both outputs are compared value by value on (customer_id, event_time). keelml also
-runs at the full size of the issue (1M entity rows over 10M feature rows).
+alternating or in ``--sequence`` order; outputs are compared value by value on (customer_id,
+event_time). Each child runs under run_guard.py's watchdog: CPU time (all threads and descendants),
+peak RSS of its process tree, load average; killed past ``--max-rss-gb``/``--max-minutes`` or when
+MemAvailable falls under ``--min-available-gb``, and then recorded as what it reached. keelml also
+runs alone at ``--full-entities`` (0 skips). The issue's scale, side by side:
+
+    .venv/bin/python benchmarks/bench_features_feast.py --entities 1000000 --rows 10000000 \
+        --sequence keelml,feast,keelml --full-entities 0 --skip online --json features_feast_1m.json
 
 Online: 100,000 customers x 10 float features materialized to Feast's SQLite online store and to
 keelml's; two long-lived children then take turns (blocks of lookups, alternating) of
@@ -32,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from run_guard import last_json_line, run_guarded
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work" / "features"
 FEAST_VENV = Path("/tmp/feast-venv")
@@ -42,16 +50,10 @@ TTL = dt.timedelta(days=7)
 FEATURES = [[f"f{i * 10 + f}" for f in range(10)] for i in range(2)]
 
 
-def peak_mb() -> float:
+def proc_mb(key: str = "VmHWM") -> float:
+    """A memory line of /proc/self/status in MB: VmHWM (peak RSS) or VmRSS (now)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -98,18 +100,19 @@ def child_feast_offline(paths: dict[str, str], out: str) -> dict[str, Any]:
     views = {f"v{i}": (paths[f"v{i}"], FEATURES[i], TTL.days) for i in range(2)}
     store = feast_repo(root, views)  # type: ignore[arg-type]
     entity_df = pq.read_table(paths["entities"]).to_pandas()
-    before = rss_mb()
-    start = time.perf_counter()
+    before = proc_mb("VmRSS")
+    start, cpu0 = time.perf_counter(), time.process_time()
     job = store.get_historical_features(
         entity_df=entity_df, features=[f"v{i}:{f}" for i in range(2) for f in FEATURES[i]]
     )
     df = job.to_df()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     df[["customer_id", "event_time", "f0", "f10"]].to_parquet(out)
     return {
         "engine": "feast",
         "seconds": seconds,
-        "peak_mb": peak_mb(),
+        "cpu_seconds": cpu,
+        "peak_mb": proc_mb(),
         "rss_before_mb": before,
         "rows": len(df),
     }
@@ -154,8 +157,8 @@ def child_keelml_offline(paths: dict[str, str], out: str, memory_limit: str) -> 
         )
         for i in range(2)
     ]
-    before = rss_mb()
-    start = time.perf_counter()
+    before = proc_mb("VmRSS")
+    start, cpu0 = time.perf_counter(), time.process_time()
     n, kept = 0, []
     for batch in point_in_time(
         ParquetFiles((paths["entities"],)),
@@ -168,10 +171,17 @@ def child_keelml_offline(paths: dict[str, str], out: str, memory_limit: str) -> 
         n += batch.num_rows
         if out:
             kept.append(batch.select(["customer_id", "event_time", "f0", "f10"]))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     if out:
         pq.write_table(pa.Table.from_batches(kept), out)
-    return {"engine": "keelml", "seconds": seconds, "peak_mb": peak_mb(), "rss_before_mb": before, "rows": n}
+    return {
+        "engine": "keelml",
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_mb": proc_mb(),
+        "rss_before_mb": before,
+        "rows": n,
+    }
 
 
 def child_keelml_online(path: str) -> None:
@@ -227,28 +237,17 @@ def ensure_feast() -> str:
     """Build the Feast venv if it is missing; Feast's version."""
     if not FEAST_PY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(FEAST_VENV)], check=True)
-        subprocess.run([str(FEAST_PY), "-m", "pip", "install", "-q", "feast"], check=True)
+        subprocess.run([str(FEAST_PY), "-m", "pip", "install", "-q", "feast==0.67.0", "pandas<3"], check=True)
+    code = (
+        "import feast, pandas, dask, pyarrow as p; print(*(m.__version__ for m in (feast, pandas, dask, p)))"
+    )
     done = subprocess.run(
-        [str(FEAST_PY), "-c", "import feast, pandas; print(feast.__version__, pandas.__version__)"],
+        [str(FEAST_PY), "-c", code],
         capture_output=True,
         text=True,
         check=True,
     )
     return done.stdout.strip()
-
-
-def spawn(python: str, args: list[str], timeout: float) -> dict[str, Any]:
-    done = subprocess.run(
-        [python, __file__, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        check=False,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def agreement(a: str, b: str) -> dict[str, Any]:
@@ -266,44 +265,98 @@ def agreement(a: str, b: str) -> dict[str, Any]:
     return {"rows_a": len(x), "rows_b": len(y), "matched": len(m), "differing_values": diff}
 
 
+def trial(engine: str, paths: dict[str, str], out: str, a: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """One engine in a fresh child under the watchdog; a kill is recorded as the trial's outcome."""
+    if out:
+        Path(out).unlink(missing_ok=True)
+    python = str(FEAST_PY) if engine == "feast" else sys.executable
+    args = [python, __file__, "--child", f"{engine}-offline", "--paths", json.dumps(paths), "--out", out]
+    if engine == "keelml":
+        args += ["--memory-limit", a.memory_limit]
+    g = run_guarded(
+        args,
+        env={**os.environ, **ENV},
+        log_prefix=WORK / f"{tag}-{engine}",
+        max_rss_gb=a.max_rss_gb,
+        max_minutes=a.max_minutes,
+        min_available_gb=a.min_available_gb,
+    )
+    line = last_json_line(g.stdout) if g.returncode == 0 else None
+    r: dict[str, Any] = {"engine": engine, "completed": line is not None, **json.loads(line or "{}")}
+    r["guard"] = g.as_dict()
+    if line is None and g.killed is None:
+        r["error"] = Path(g.stderr).read_text()[-3000:]
+    done = f"{r['seconds']:.2f} s (timed part)" if line else f"NOT COMPLETED (killed: {g.killed})"
+    print(
+        f"{tag} {engine}: {done}; child wall {g.wall_seconds:.1f} s (stopped {g.stopped_seconds:.0f} s), "
+        f"CPU {g.cpu_seconds:.1f} s, peak tree RSS {g.peak_tree_rss_mb:.0f} MB, load {g.load_start[0]:.1f}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return r
+
+
+def ratios(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Feast over keelml for each completed Feast run and each completed keelml run next to it."""
+    import numpy as np
+
+    pairs = [
+        (t, trials[k])
+        for j, t in enumerate(trials)
+        for k in (j - 1, j + 1)
+        if t["engine"] == "feast" and 0 <= k < len(trials) and trials[k]["engine"] == "keelml"
+        if t["completed"] and trials[k]["completed"]
+    ]
+    out: dict[str, Any] = {}
+    for name, get in (
+        ("timed_wall", lambda r: r["seconds"]),
+        ("timed_cpu", lambda r: r["cpu_seconds"]),
+        ("child_cpu", lambda r: r["guard"]["cpu_seconds"]),
+    ):
+        v = [get(f) / get(k) for f, k in pairs]
+        out[name] = {"n": len(v), "each": v, "median": float(np.median(v)) if v else None}
+        out[name]["p90"] = float(np.percentile(v, 90)) if v else None
+    return out
+
+
 def offline(a: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     from bench_features import make_inputs
 
     small = {k: str(v) for k, v in make_inputs(a.entities, a.rows).items()}
+    if a.sequence:
+        sequence = a.sequence.split(",")
+    else:  # alternating pairs, as in runs D and E
+        sequence = [
+            e for i in range(a.pairs) for e in (("feast", "keelml") if i % 2 == 0 else ("keelml", "feast"))
+        ]
     trials: list[dict[str, Any]] = []
     outs = {e: str(WORK / f"pit-{e}.parquet") for e in ("feast", "keelml")}
-    for i in range(a.pairs):
-        order = ["feast", "keelml"] if i % 2 == 0 else ["keelml", "feast"]
-        for engine in order:
-            if engine == "feast":
-                r = spawn(
-                    str(FEAST_PY),
-                    ["--child", "feast-offline", "--paths", json.dumps(small), "--out", outs[engine]],
-                    1800,
-                )
-            else:
-                args = ["--child", "keelml-offline", "--paths", json.dumps(small), "--out", outs[engine]]
-                r = spawn(sys.executable, [*args, "--memory-limit", a.memory_limit], 600)
-            r["pair"] = i
-            print(
-                f"{engine} {a.entities}x{a.rows}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB",
-                file=sys.stderr,
-            )
-            trials.append(r)
+    for i, engine in enumerate(sequence):
+        r = trial(engine, small, outs[engine], a, f"{a.entities}x{a.rows}-{i}")
+        r["position"] = i
+        trials.append(r)
+        (WORK / "offline-trials.json").write_text(json.dumps(trials, indent=2))  # survives a crash
     full: list[dict[str, Any]] = []
     if a.full_entities:
         big = {k: str(v) for k, v in make_inputs(a.full_entities, a.full_rows).items()}
-        for _ in range(a.full_trials):
-            args = ["--child", "keelml-offline", "--paths", json.dumps(big), "--out", ""]
-            r = spawn(sys.executable, [*args, "--memory-limit", a.memory_limit], 900)
-            print(f"keelml full: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr)
-            full.append(r)
+        for i in range(a.full_trials):
+            full.append(trial("keelml", big, "", a, f"full-{i}"))
+    both = all(Path(o).exists() for o in outs.values())
     return {
         "entities": a.entities,
         "feature_rows": a.rows,
+        "sequence": sequence,
+        "limits": {
+            "max_rss_gb": a.max_rss_gb,
+            "max_minutes": a.max_minutes,
+            "min_available_gb": a.min_available_gb,
+        },
         "trials": trials,
-        "agreement": agreement(outs["feast"], outs["keelml"]),
+        "ratio_feast_over_keelml": ratios(trials),
+        "agreement": agreement(outs["feast"], outs["keelml"])
+        if both
+        else "not compared: an output is missing",
         "keelml_full": {"entities": a.full_entities, "feature_rows": a.full_rows, "trials": full},
     }
 
@@ -389,6 +442,19 @@ def main() -> None:
     p.add_argument("--memory-limit", default="1GB")
     p.add_argument("--blocks", type=int, default=6)
     p.add_argument("--block-size", type=int, default=200)
+    p.add_argument(
+        "--sequence", help="engines in order, e.g. keelml,feast,keelml (default: --pairs alternating)"
+    )
+    p.add_argument(
+        "--max-rss-gb", type=float, default=17.0, help="kill a child whose process tree passes this"
+    )
+    p.add_argument(
+        "--max-minutes", type=float, default=60.0, help="kill a child running longer (pauses excluded)"
+    )
+    p.add_argument(
+        "--min-available-gb", type=float, default=1.5, help="kill a child if MemAvailable falls under"
+    )
+    p.add_argument("--json", default="features_feast.json", help="results file name under results/")
     p.add_argument("--skip", choices=["offline", "online"], action="append", default=[])
     p.add_argument("--child")
     p.add_argument("--paths")
@@ -415,7 +481,7 @@ def main() -> None:
         "command": " ".join([".venv/bin/python", "benchmarks/bench_features_feast.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "versions": {
-            "feast (its venv), pandas there": versions,
+            "feast (its venv), pandas, dask, pyarrow there": versions,
             **{m: version(m) for m in ("keelml", "duckdb", "pyarrow", "pandas")},
         },
         "load_average_start": os.getloadavg(),
@@ -425,7 +491,7 @@ def main() -> None:
     if "online" not in a.skip:
         result["online"] = online(a)
     result["load_average_end"] = os.getloadavg()
-    out = (WORK if a.quick else HERE / "results") / "features_feast.json"
+    out = (WORK if a.quick else HERE / "results") / a.json
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
