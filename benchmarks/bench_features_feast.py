@@ -93,7 +93,9 @@ def feast_repo(root: Path, views: dict[str, str]) -> Any:
     return store
 
 
-def child_feast_offline(paths: dict[str, str], out: str) -> dict[str, Any]:
+def child_feast_offline(paths: dict[str, str], out: str, chunk: int) -> dict[str, Any]:
+    """One get_historical_features call, or one per ``chunk`` entity rows (a user's workaround)."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     root = Path(tempfile.mkdtemp(prefix="feast-off-"))
@@ -102,14 +104,17 @@ def child_feast_offline(paths: dict[str, str], out: str) -> dict[str, Any]:
     entity_df = pq.read_table(paths["entities"]).to_pandas()
     before = proc_mb("VmRSS")
     start, cpu0 = time.perf_counter(), time.process_time()
-    job = store.get_historical_features(
-        entity_df=entity_df, features=[f"v{i}:{f}" for i in range(2) for f in FEATURES[i]]
-    )
-    df = job.to_df()
+    refs, step = [f"v{i}:{f}" for i in range(2) for f in FEATURES[i]], chunk or len(entity_df)
+    parts = [
+        store.get_historical_features(entity_df=entity_df.iloc[i : i + step], features=refs).to_df()
+        for i in range(0, len(entity_df), step)
+    ]
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     df[["customer_id", "event_time", "f0", "f10"]].to_parquet(out)
     return {
         "engine": "feast",
+        "calls": len(parts),
         "seconds": seconds,
         "cpu_seconds": cpu,
         "peak_mb": proc_mb(),
@@ -271,8 +276,9 @@ def trial(engine: str, paths: dict[str, str], out: str, a: argparse.Namespace, t
         Path(out).unlink(missing_ok=True)
     python = str(FEAST_PY) if engine == "feast" else sys.executable
     args = [python, __file__, "--child", f"{engine}-offline", "--paths", json.dumps(paths), "--out", out]
-    if engine == "keelml":
-        args += ["--memory-limit", a.memory_limit]
+    args += (
+        ["--memory-limit", a.memory_limit] if engine == "keelml" else ["--feast-chunk", str(a.feast_chunk)]
+    )
     g = run_guarded(
         args,
         env={**os.environ, **ENV},
@@ -347,16 +353,11 @@ def offline(a: argparse.Namespace) -> dict[str, Any]:
         "entities": a.entities,
         "feature_rows": a.rows,
         "sequence": sequence,
-        "limits": {
-            "max_rss_gb": a.max_rss_gb,
-            "max_minutes": a.max_minutes,
-            "min_available_gb": a.min_available_gb,
-        },
+        "feast_entity_rows_per_call": a.feast_chunk or a.entities,
+        "limits": {k: getattr(a, k) for k in ("max_rss_gb", "max_minutes", "min_available_gb")},
         "trials": trials,
         "ratio_feast_over_keelml": ratios(trials),
-        "agreement": agreement(outs["feast"], outs["keelml"])
-        if both
-        else "not compared: an output is missing",
+        "agreement": agreement(outs["feast"], outs["keelml"]) if both else "not compared: output missing",
         "keelml_full": {"entities": a.full_entities, "feature_rows": a.full_rows, "trials": full},
     }
 
@@ -442,18 +443,11 @@ def main() -> None:
     p.add_argument("--memory-limit", default="1GB")
     p.add_argument("--blocks", type=int, default=6)
     p.add_argument("--block-size", type=int, default=200)
-    p.add_argument(
-        "--sequence", help="engines in order, e.g. keelml,feast,keelml (default: --pairs alternating)"
-    )
-    p.add_argument(
-        "--max-rss-gb", type=float, default=17.0, help="kill a child whose process tree passes this"
-    )
-    p.add_argument(
-        "--max-minutes", type=float, default=60.0, help="kill a child running longer (pauses excluded)"
-    )
-    p.add_argument(
-        "--min-available-gb", type=float, default=1.5, help="kill a child if MemAvailable falls under"
-    )
+    p.add_argument("--sequence", help="engines in order, e.g. keelml,feast,keelml (default: --pairs)")
+    p.add_argument("--max-rss-gb", type=float, default=17.0, help="kill a child whose tree passes it")
+    p.add_argument("--max-minutes", type=float, default=60.0, help="kill a child running longer")
+    p.add_argument("--min-available-gb", type=float, default=1.5, help="kill if MemAvailable is under")
+    p.add_argument("--feast-chunk", type=int, default=0, help="entity rows per Feast call (0: one call)")
     p.add_argument("--json", default="features_feast.json", help="results file name under results/")
     p.add_argument("--skip", choices=["offline", "online"], action="append", default=[])
     p.add_argument("--child")
@@ -462,7 +456,7 @@ def main() -> None:
     a = p.parse_args()
     if a.child:
         if a.child == "feast-offline":
-            print(json.dumps(child_feast_offline(json.loads(a.paths), a.out)))
+            print(json.dumps(child_feast_offline(json.loads(a.paths), a.out, a.feast_chunk)))
         elif a.child == "keelml-offline":
             print(json.dumps(child_keelml_offline(json.loads(a.paths), a.out, a.memory_limit)))
         elif a.child == "feast-online":
