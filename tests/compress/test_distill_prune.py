@@ -6,6 +6,7 @@ import pytest
 
 from keelml import Workspace
 from keelml.compress import DistillConfig, FitSettings, PruneConfig
+from keelml.compress.distill import text_student
 from keelml.compress.source import resolve
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError
 from tests.compress.conftest import SLICES
@@ -58,10 +59,14 @@ def test_text_student_keeps_the_teachers_first_layers_and_reloads(compress_ws: W
     encoder = result.model.module.encoder
     assert len(encoder.encoder.layer) == 1 and encoder.config.num_hidden_layers == 1
     merged = teacher.model.merged().module.encoder
+    start = text_student(teacher.model, 1).module.encoder
     np.testing.assert_allclose(  # initialised from the teacher: the embeddings are the teacher's
-        encoder.embeddings.word_embeddings.weight.detach().numpy(),
+        start.embeddings.word_embeddings.weight.detach().numpy(),
         merged.embeddings.word_embeddings.weight.detach().numpy(),
     )
+    query = encoder.encoder.layer[0].attention.self.query.weight.detach().numpy()
+    # the whole student trains (the merged LoRA teacher's base weights came frozen: only the head moved)
+    assert not np.allclose(query, merged.encoder.layer[0].attention.self.query.weight.detach().numpy())
     assert result.accuracy.accuracy >= 0.9
     loaded = reload(ws, result.spec or "")
     texts = ["great tasty coffee", "stale awful chips"]

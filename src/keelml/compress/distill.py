@@ -4,8 +4,10 @@ Text: the student is the teacher's (adapter-merged) encoder cut to its first ``l
 the layers named by ``teacher_layers``, e.g. (0, 5): spread-out layers keep the top layer whose output
 the head was trained on), so it starts from the teacher's weights, with the teacher's head;
 ``FitSettings.hidden_weight > 0`` also matches the student's pooled features (the head's input) to
-the teacher's. Tabular: a narrower MLP (``hidden``), freshly initialised. Optional transfer rows
-(unlabelled or augmented, same input columns) add soft targets only.
+the teacher's; ``layer_map`` with ``FitSettings.layer_weight > 0`` matches the hidden states of
+student layers to those of chosen teacher layers (e.g. ((1, 5),): the student's last layer learns the
+teacher's last layer's output). Tabular: a narrower MLP (``hidden``), freshly initialised. Optional
+transfer rows (unlabelled or augmented, same input columns) add soft targets only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keelml.compress.fitting import FitSettings, fit_student, predict_with_features
+from keelml.compress.fitting import FitSettings, fit_student, predict_hidden, predict_with_features
 from keelml.compress.source import Source
 from keelml.compress.tasks import inputs, linears, mlp, parameter_count, rebuild, torch_module
 from keelml.core.errors import ColumnNotFoundError, InvalidInputError
@@ -32,14 +34,28 @@ class DistillConfig:
 
     ``teacher_layers`` (text): which of the teacher's layers (0-based, increasing) the student keeps,
     instead of the first ``layers``; ``layers`` may then be left out (it is their count).
+    ``layer_map`` (text): (student layer, teacher layer) pairs, 0-based, whose hidden states are matched
+    with weight ``fit.layer_weight`` (which must then be > 0, and 0 without a map).
     """
 
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
     fit: FitSettings = field(default_factory=FitSettings)
     teacher_layers: tuple[int, ...] | None = None
+    layer_map: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
+        pairs = tuple(tuple(p) for p in self.layer_map)
+        students = [p[0] for p in pairs if len(p) == 2]
+        if (any(len(p) != 2 or min(p) < 0 for p in pairs) or len(set(students)) != len(students)
+                or bool(pairs) != (self.fit.layer_weight > 0)):  # fmt: skip
+            raise InvalidInputError(
+                "layer_map must pair distinct student layers with teacher layers, with fit.layer_weight > 0",
+                expected="e.g. layer_map=((1, 5),) and FitSettings(layer_weight=1.0); or neither",
+                received=f"layer_map={pairs}, layer_weight={self.fit.layer_weight}",
+                fix="pass (student layer, teacher layer) pairs, 0-based, each student layer once, and a "
+                "positive layer_weight (or drop both)",
+            )
         if self.teacher_layers is not None:
             picked = tuple(self.teacher_layers)
             if (not picked or any(b <= a for a, b in itertools.pairwise(picked)) or picked[0] < 0
@@ -74,6 +90,8 @@ def text_student(teacher: Any, layers: int | Sequence[int]) -> Any:
     from torch import nn
 
     module = copy.deepcopy(torch_module(teacher, "text"))
+    for parameter in module.parameters():  # a merged LoRA teacher's base weights come frozen
+        parameter.requires_grad_(True)
     encoder = module.encoder
     total = len(encoder.encoder.layer)
     keep = list(range(layers)) if isinstance(layers, int) else list(layers)
@@ -166,10 +184,29 @@ def distill(
     train_rows = inputs(teacher, source.task, train_table)
     teacher_module = torch_module(teacher, source.task)
     soft, features = predict_with_features(teacher_module, train_rows, features=config.fit.hidden_weight > 0)
+    hidden = _mapped_hidden(config, source.task, teacher_module, student, train_rows)
     validation = (inputs(teacher, source.task, source.parts["validation"]), source.labels("validation"))
     accuracy, epoch = fit_student(
         student.module, inputs(student, source.task, train_table), soft, hard, validation, config.fit,
         default_learning_rate=1e-4 if source.task == "text" else 1e-2, progress=progress,
-        name=f"distilling {source.spec} -> {description}", teacher_features=features,
+        name=f"distilling {source.spec} -> {description}", teacher_features=features, teacher_hidden=hidden,
     )  # fmt: skip
     return Student(student, description, parameter_count(student), parameter_count(teacher), accuracy, epoch)
+
+
+def _mapped_hidden(config: DistillConfig, task: str, teacher: Any, student: Any, rows: Any) -> Any:
+    """Student layer -> the mapped teacher layer's hidden states on ``rows`` (None without a layer_map)."""
+    if not config.layer_map:
+        return None
+    teacher_total = len(teacher.encoder.encoder.layer) if task == "text" else 0
+    student_total = len(student.module.encoder.encoder.layer) if task == "text" else 0
+    bad = [p for p in config.layer_map if p[0] >= student_total or p[1] >= teacher_total]
+    if bad:
+        raise InvalidInputError(
+            "layer_map names layers the student or the teacher lacks (or the model is not a text model)",
+            expected=f"student layers 0-{student_total - 1}, teacher layers 0-{teacher_total - 1} (text)",
+            received=f"layer_map={config.layer_map} for a {task} model",
+            fix=f"e.g. layer_map=(({max(0, student_total - 1)}, {max(0, teacher_total - 1)}),)",
+        )
+    states = predict_hidden(teacher, rows, sorted({t for _, t in config.layer_map}))
+    return {s: states[t] for s, t in config.layer_map}

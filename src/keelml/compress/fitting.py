@@ -5,7 +5,11 @@ Loss per batch: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(st
 contribute only the soft term. With ``hidden_weight > 0`` (text students) the loss adds
 ``hidden_weight * MSE(student features, teacher features)``, the features being the input of the
 classification head (the pooled last hidden state): representation distillation, as in TinyBERT's
-last-layer mapping, for a student of the teacher's width. The best epoch on validation accuracy is kept.
+last-layer mapping, for a student of the teacher's width. With ``layer_weight > 0`` and teacher hidden
+states given per student layer (``DistillConfig.layer_map``), the loss adds ``layer_weight`` times the
+mean over mapped layers of the MSE between that student layer's output and the mapped teacher layer's
+output, over the real (unpadded) tokens: intermediate-layer distillation (TinyBERT's hidden-state
+loss). The best epoch on validation accuracy is kept.
 ``schedule="linear"`` warms the learning rate up over ``warmup_fraction`` of all steps, then decays it
 linearly to 0 at the last planned step (a higher peak rate without the early updates wrecking the
 teacher-initialised weights); "constant" keeps it fixed.
@@ -14,7 +18,7 @@ teacher-initialised weights); "constant" keeps it fixed.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,6 +74,7 @@ class FitSettings:
     patience: int = 2
     seed: int = 0
     hidden_weight: float = 0.0  # weight of the feature (head input) MSE term; 0: logits only
+    layer_weight: float = 0.0  # weight of the hidden-state MSE of mapped layers (DistillConfig.layer_map)
     schedule: str = "constant"  # or "linear": warm-up over warmup_fraction of the steps, then decay to 0
     warmup_fraction: float = 0.1  # used by schedule="linear" only
 
@@ -85,8 +90,8 @@ class FitSettings:
             )
         if self.learning_rate is not None and self.learning_rate <= 0:
             problems.append(f"learning_rate={self.learning_rate} (must be > 0)")
-        if self.hidden_weight < 0:
-            problems.append(f"hidden_weight={self.hidden_weight} (must be >= 0)")
+        if self.hidden_weight < 0 or self.layer_weight < 0:
+            problems.append(f"hidden_weight={self.hidden_weight}, layer_weight={self.layer_weight} (>= 0)")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if not 0 <= self.warmup_fraction < 1:
@@ -95,7 +100,7 @@ class FitSettings:
             raise InvalidInputError(
                 "invalid distillation settings",
                 expected="temperature > 0, alpha in [0, 1], epochs/batch/patience >= 1, learning rate > 0, "
-                "hidden_weight >= 0, schedule constant or linear, warmup_fraction in [0, 1)",
+                "hidden_weight and layer_weight >= 0, schedule constant or linear, warmup_fraction in [0, 1)",
                 received="; ".join(problems),
                 fix="e.g. temperature 2, alpha 0.5, epochs 3, learning rate 1e-4 (text) or 1e-2 (tabular)",
             )
@@ -123,6 +128,56 @@ def predict(module: Any, inputs: Inputs, batch_size: int = 64) -> npt.NDArray[np
 def _head_inputs(module: Any, store: list[Any]) -> Any:
     """A forward hook on ``module.head`` appending its input (the features) to ``store``."""
     return module.head.register_forward_hook(lambda _m, args, _out: store.append(args[0]))
+
+
+def _layer_outputs(module: Any, layers: Sequence[int], store: dict[int, Any]) -> list[Any]:
+    """Forward hooks putting the output hidden states of encoder layers ``layers`` in ``store[layer]``."""
+
+    def hook(layer: int) -> Callable[..., None]:
+        def keep(_m: Any, _args: Any, out: Any) -> None:
+            store[layer] = out[0] if isinstance(out, tuple) else out
+
+        return keep
+
+    blocks = module.encoder.encoder.layer
+    return [blocks[i].register_forward_hook(hook(i)) for i in layers]
+
+
+def predict_hidden(
+    module: Any, inputs: Inputs, layers: Sequence[int], batch_size: int = 64
+) -> dict[int, npt.NDArray[np.float16]]:
+    """The output hidden states of encoder ``layers`` per row (rows x tokens x width, fp16, 0 at padding).
+
+    Rows are tokenized as in training (right padding), so row r's first n tokens line up with any
+    batch that holds row r.
+    """
+    import torch
+
+    module.eval()
+    store: dict[int, Any] = {}
+    parts: dict[int, list[Any]] = {layer: [] for layer in layers}
+    hooks = _layer_outputs(module, layers, store)
+    try:
+        with torch.no_grad():
+            for i in range(0, len(inputs), batch_size):
+                batch = inputs.batch(range(i, min(i + batch_size, len(inputs))))
+                module(*batch)
+                real = batch[1].unsqueeze(-1).to(torch.float32)  # padding positions stored as zeros
+                for layer in layers:
+                    parts[layer].append((store[layer] * real).to(torch.float16).numpy())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    out = {}
+    for layer, chunks in parts.items():
+        width, tokens = chunks[0].shape[2], max(c.shape[1] for c in chunks)
+        full = np.zeros((len(inputs), tokens, width), dtype=np.float16)
+        row = 0
+        for c in chunks:
+            full[row : row + c.shape[0], : c.shape[1]] = c
+            row += c.shape[0]
+        out[layer] = full
+    return out
 
 
 def predict_with_features(
@@ -160,11 +215,14 @@ def fit_student(
     name: str = "distilling",
     default_learning_rate: float = 1e-4,
     teacher_features: npt.NDArray[np.float32] | None = None,
+    teacher_hidden: Mapping[int, npt.NDArray[np.float16]] | None = None,
 ) -> tuple[float, int]:
     """Train ``module`` in place; returns (best validation accuracy, best epoch), its weights restored.
 
     ``teacher_features`` (rows x width, the teacher's head inputs) with ``settings.hidden_weight > 0``
     add the feature MSE term; ``module`` must then have a ``head`` whose input has that width.
+    ``teacher_hidden`` (student layer -> the mapped teacher layer's hidden states per row, as
+    ``predict_hidden`` gives them) with ``settings.layer_weight > 0`` add the hidden-state MSE term.
     """
     import torch
     from torch.nn import functional as F
@@ -180,6 +238,9 @@ def fit_student(
     hint = torch.from_numpy(teacher_features) if matched and teacher_features is not None else None
     captured: list[Any] = []
     hook = _head_inputs(module, captured) if hint is not None else None
+    mapped = dict(teacher_hidden or {}) if settings.layer_weight > 0 else {}
+    states: dict[int, Any] = {}
+    layer_hooks = _layer_outputs(module, sorted(mapped), states) if mapped else []
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad],
         lr=settings.learning_rate or default_learning_rate,
@@ -194,7 +255,8 @@ def fit_student(
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), settings.batch_size):
             idx = order[start : start + settings.batch_size]
-            logits = module(*train.batch(idx.tolist()))
+            batch = train.batch(idx.tolist())
+            logits = module(*batch)
             loss = (
                 settings.alpha
                 * t
@@ -206,6 +268,8 @@ def fit_student(
             if hint is not None:  # the head's input of this batch (validation calls also append: cleared)
                 loss = loss + settings.hidden_weight * F.mse_loss(captured[-1], hint[idx])
                 captured.clear()
+            if mapped:
+                loss = loss + settings.layer_weight * _hidden_loss(states, mapped, idx, batch[1])
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
             optimizer.step()
@@ -218,8 +282,23 @@ def fit_student(
             best = (accuracy, epoch, copy.deepcopy(module.state_dict()))
         elif epoch - best[1] >= settings.patience:
             break
-    if hook is not None:
-        hook.remove()
+    for h in [hook, *layer_hooks]:
+        if h is not None:
+            h.remove()
     module.load_state_dict(best[2])
     module.eval()
     return best[0], best[1]
+
+
+def _hidden_loss(states: dict[int, Any], mapped: Mapping[int, Any], idx: Any, mask: Any) -> Any:
+    """Mean over mapped layers of the MSE between student and teacher hidden states on real tokens."""
+    import torch
+
+    weights = mask.unsqueeze(-1).float()
+    total = weights.sum().clamp(min=1.0)
+    losses = []
+    for layer, teacher in mapped.items():
+        student = states[layer]
+        target = torch.from_numpy(teacher[idx.numpy(), : student.shape[1]]).float()
+        losses.append((((student - target) ** 2) * weights).sum() / (total * student.shape[2]))
+    return torch.stack(losses).mean()
