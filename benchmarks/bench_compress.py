@@ -137,12 +137,52 @@ def remember(folder: Path, key: str, spec: str) -> None:
     path.write_text(json.dumps({**made, key: spec}, indent=2))
 
 
-def augmented(texts: list[str], n: int) -> pa.Table:
-    """``n`` unlabelled transfer reviews: MiniLM-neighbour word substitutions of training reviews."""
+AUGMENTS = ("neighbour", "mixed")
+
+
+def _dropout(words: list[str], rng: np.random.Generator, p: float = 0.15) -> list[str]:
+    kept = [w for w in words if rng.random() >= p]
+    return kept if len(kept) >= 3 else words
+
+
+def _span_swap(words: list[str], other: list[str], rng: np.random.Generator) -> list[str]:
+    """``words`` with a span of 30-50 % of them replaced by a span of about that length of ``other``."""
+    n = max(1, int(len(words) * rng.uniform(0.3, 0.5)))
+    m = min(n, len(other))
+    i, j = int(rng.integers(len(words) - n + 1)), int(rng.integers(len(other) - m + 1))
+    return words[:i] + other[j : j + m] + words[i + n :]
+
+
+def augmented(texts: list[str], n: int, kind: str = "neighbour", labels: list[str] | None = None) -> pa.Table:
+    """``n`` unlabelled transfer reviews made from the training reviews (the teacher labels them).
+
+    "neighbour": MiniLM-neighbour word substitutions (15 % of the words). "mixed": a quarter each of
+    neighbour substitutions, word dropout (15 %), a span of 30-50 % of the words swapped in from another
+    training review of the same label, and neighbour substitutions followed by word dropout.
+    """
     from keelml.augment.text_embed import embedding_augment
 
-    new, _ = embedding_augment(texts, n, rate=0.15, rng=np.random.default_rng(0), what="the reviews")
-    return pa.table({"review": new})
+    rng = np.random.default_rng(0)
+    if kind == "neighbour":
+        new, _ = embedding_augment(texts, n, rate=0.15, rng=rng, what="the reviews")
+        return pa.table({"review": new})
+    if labels is None:
+        raise SystemExit("--augment mixed needs the training labels (span swaps stay within a label)")
+    quarter = [n // 4 + (1 if k < n % 4 else 0) for k in range(4)]
+    subs, _ = embedding_augment(texts, quarter[0] + quarter[3], rate=0.15, rng=rng, what="the reviews")
+    words = [t.split() for t in texts]
+    long = [i for i, w in enumerate(words) if len(w) >= 3]
+    by_label: dict[str, list[int]] = {}
+    for i in long:
+        by_label.setdefault(labels[i], []).append(i)
+    out = list(subs[: quarter[0]])
+    for i in rng.choice(long, size=quarter[1]):
+        out.append(" ".join(_dropout(words[int(i)], rng)))
+    for i in rng.choice(long, size=quarter[2]):
+        same = by_label[labels[int(i)]]
+        out.append(" ".join(_span_swap(words[int(i)], words[int(same[int(rng.integers(len(same)))])], rng)))
+    out += [" ".join(_dropout(t.split(), rng)) for t in subs[quarter[0] :]]
+    return pa.table({"review": out})
 
 
 def student_key(args: argparse.Namespace) -> str:
@@ -152,18 +192,28 @@ def student_key(args: argparse.Namespace) -> str:
     key += f" teacher_layers={args.teacher_layers}" if args.teacher_layers else ""
     key += f" schedule=linear warmup={args.warmup_fraction}" if args.schedule == "linear" else ""
     key += f" patience={args.patience}" if args.patience != 2 else ""
+    key += f" augment={args.augment}" if args.augment != "neighbour" and args.transfer_rows else ""
+    key += f" alpha={args.alpha}" if args.alpha != 0.5 else ""
+    key += f" temperature={args.temperature}" if args.temperature != 2.0 else ""
+    key += f" layer_map={args.layer_map} layer_weight={args.layer_weight}" if args.layer_map else ""
     return key
 
 
 def distill_student(ws: Workspace, source: Any, args: argparse.Namespace) -> Any:
     """``ws.compress.distill`` with the student settings of ``args`` (registered)."""
     train_texts = [str(t) for t in source.parts["train"]["review"].to_pylist()]
-    transfer = augmented(train_texts, args.transfer_rows) if args.transfer_rows else None
+    train_labels = [str(t) for t in source.parts["train"][source.label].to_pylist()]
+    transfer = (
+        augmented(train_texts, args.transfer_rows, args.augment, train_labels) if args.transfer_rows else None
+    )
     fit = FitSettings(epochs=args.student_epochs, patience=args.patience, learning_rate=args.student_lr,
                       batch_size=16, hidden_weight=args.hidden_weight, schedule=args.schedule,
-                      warmup_fraction=args.warmup_fraction)  # fmt: skip
+                      warmup_fraction=args.warmup_fraction, alpha=args.alpha, temperature=args.temperature,
+                      layer_weight=args.layer_weight if args.layer_map else 0.0)  # fmt: skip
     picked = tuple(args.teacher_layers) if args.teacher_layers else None
-    config = DistillConfig(layers=None if picked else args.layers, teacher_layers=picked, fit=fit)
+    pairs = tuple((int(a), int(b)) for a, b in (p.split(":") for p in args.layer_map or ()))
+    config = DistillConfig(layers=None if picked else args.layers, teacher_layers=picked, fit=fit,
+                           layer_map=pairs)  # fmt: skip
     return ws.compress.distill(source, config, transfer=transfer)
 
 
@@ -267,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--transfer-rows", type=int, default=2800, help="augmented training reviews (soft targets)"
     )
     parser.add_argument("--patience", type=int, default=2, help="epochs without a validation gain")
+    parser.add_argument("--augment", choices=AUGMENTS, default="neighbour", help="how transfer rows are made")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the soft (teacher) term")
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--layer-map", nargs="+", default=None, help="STUDENT:TEACHER layer pairs, e.g. 1:5")
+    parser.add_argument(
+        "--layer-weight", type=float, default=1.0, help="hidden-state MSE weight (--layer-map)"
+    )
     parser.add_argument("--prune-amount", type=float, default=0.5)
     parser.add_argument("--prune-epochs", type=int, default=1)
     parser.add_argument("--skip-prune", action="store_true", help="no pruned and no magnitude-sparse rows")

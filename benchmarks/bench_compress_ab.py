@@ -52,11 +52,16 @@ def main() -> None:
     y = source.labels("validation")
     validation = evaluate_model(model, source.parts["validation"], y, ()).accuracy
     teacher_validation = evaluate_model(source.model, source.parts["validation"], y, ()).accuracy
+    rows = source.parts["validation"]
+    agreement = float(
+        (model.predict_proba(rows).argmax(1) == source.model.predict_proba(rows).argmax(1)).mean()
+    )
     out = {
         "tag": args.tag, "key": key, "spec": spec, "best_epoch": best_epoch,
         "validation_rows": len(y), "validation_accuracy": validation,
         "teacher_validation_accuracy": teacher_validation,
         "validation_drop_points": (teacher_validation - validation) * 100,
+        "validation_agreement_with_teacher": agreement,
         "wall_s": time.time() - t0, "cpu_s": time.process_time() - c0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "command": "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_compress_ab.py " + " ".join(sys.argv[1:]),
