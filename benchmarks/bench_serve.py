@@ -25,6 +25,7 @@ from --workspace.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -39,6 +40,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from cpu_sampler import CpuSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -176,9 +179,11 @@ def soak(ws: Path, bodies: Path, threads: int, minutes: float, rate: float) -> d
          "--seconds", str(minutes * 60), "--concurrency", "8", "--rate", str(rate)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    cpu = CpuSampler({"server": proc.pid, "load": runner.pid})
     t0 = time.perf_counter()
     while runner.poll() is None:
         samples.append((time.perf_counter() - t0, rss_mb(proc.pid)))
+        cpu.sample(time.perf_counter() - t0)
         time.sleep(5)
     result = json.loads(runner.stdout.read() if runner.stdout else "{}")
     stop(proc)
@@ -191,19 +196,74 @@ def soak(ws: Path, bodies: Path, threads: int, minutes: float, rate: float) -> d
         "rss_growth": (max(warm) / base - 1) if warm else float("nan"),
         "rss_trend": rss_trend(samples, minutes),
         "logged_rows": 0 if table is None else table.num_rows, "predictions": result.get("predictions"),
+        "cpu_timeline": cpu.samples, "log_windows": log_windows(table),
     }  # fmt: skip
 
 
-def stall_lines(windows: list[dict[str, float]]) -> list[str]:
-    """The soak's 10-second windows by scheduled time: how many fell behind, and the worst ones."""
+def log_windows(table: Any) -> list[dict[str, float]]:
+    """Per 10 s of server time, from the request log: predictions served and the mean time inside
+    the handler (model included). Same requests, slower handler = the CPU ran slower, not a queue."""
+    if table is None or table.num_rows == 0:
+        return []
+    import numpy as np
+
+    ts = table.column("ts").to_numpy().astype("datetime64[ms]").astype(np.int64) / 1000.0
+    handler = table.column("latency_ms").to_numpy()
+    window = ((ts - ts.min()) // 10).astype(int)
+    out = []
+    for w in range(int(window.max()) + 1):
+        mask = window == w
+        if mask.any():
+            out.append({"start_s": 10.0 * w, "served_rps": float(mask.sum()) / 10.0,
+                        "handler_mean_ms": float(handler[mask].mean())})  # fmt: skip
+    return out
+
+
+def stall_lines(windows: list[dict[str, float]], cpu: list[dict[str, Any]]) -> list[str]:
+    """The soak's 10-second windows by scheduled time: how many fell behind, the worst ones, and who
+    used the CPU while it fell behind (the server, the load generator or other processes)."""
     if not windows:
         return []
     slow = [w for w in windows if w["p99_ms"] > SLO_MS]
     worst = sorted(windows, key=lambda w: -w["max_ms"])[:5]
-    return [
+    lines = [
         f"- {len(slow)} of {len(windows)} 10-second windows had p99 > {SLO_MS:g} ms; the worst (start s: "
         "p99 / max ms): "
         + ", ".join(f"{w['start_s']:.0f}: {w['p99_ms']:.0f} / {w['max_ms']:.0f}" for w in worst)
+        + ".",
+    ]
+    if len(cpu) > 1:
+        span = [b["t"] - a["t"] for a, b in itertools.pairwise(cpu)]
+        step = statistics.median(span) or 5.0
+        slow_starts = [w["start_s"] for w in slow]
+
+        def share(role: str, rows: list[dict[str, Any]]) -> str:
+            return _f(sum(r[role] for r in rows) / (step * len(rows)) if rows else None, 2)
+
+        behind = [r for r in cpu[1:] if any(s <= r["t"] < s + 10 for s in slow_starts)]
+        on_time = [r for r in cpu[1:] if r not in behind]
+        lines.append(
+            "- CPU use (cores) while behind / on time: server "
+            f"{share('server', behind)} / {share('server', on_time)}, load generator {share('load', behind)} / "
+            f"{share('load', on_time)}, other processes {share('others', behind)} / {share('others', on_time)}"
+            " (`cpu_timeline` in the JSON has every 5-s sample with the busiest other command)."
+        )
+    return lines
+
+
+def handler_lines(windows: list[dict[str, float]]) -> list[str]:
+    """Did the server slow down per request? The request log's handler time per 10-s window."""
+    full = [w for w in windows[:-1] if w["served_rps"] > 0]  # the last window is partial
+    if len(full) < 3:
+        return []
+    typical = statistics.median(w["handler_mean_ms"] for w in full)
+    slowest = sorted(full, key=lambda w: -w["handler_mean_ms"])[:4]
+    return [
+        f"- Time inside the handler (model included), from the request log per 10 s of server time: median "
+        f"window {typical:.2f} ms; the slowest windows (start s: mean ms at served req/s): "
+        + ", ".join(
+            f"{w['start_s']:.0f}: {w['handler_mean_ms']:.2f} at {w['served_rps']:.0f}" for w in slowest
+        )
         + ".",
     ]
 
@@ -301,7 +361,8 @@ def report(out: dict[str, Any]) -> str:
             f"- request log: {soak_result['logged_rows']} rows for {soak_result['predictions']} predictions served "
             f"({'every request logged' if soak_result['logged_rows'] == soak_result['predictions'] else 'MISMATCH'}).",
         ]
-        lines += stall_lines(load_.get("windows", []))
+        lines += stall_lines(load_.get("windows", []), soak_result.get("cpu_timeline", []))
+        lines += handler_lines(soak_result.get("log_windows", []))
     lines += ["", "## Reading these numbers", ""]
     if not s["slo_met_rounds"]["keel"] and not s["slo_met_rounds"]["baseline"]:
         lines.append(
