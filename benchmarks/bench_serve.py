@@ -248,6 +248,11 @@ def stall_lines(windows: list[dict[str, float]], cpu: list[dict[str, Any]]) -> l
             f"{share('load', on_time)}, other processes {share('others', behind)} / {share('others', on_time)}"
             " (`cpu_timeline` in the JSON has every 5-s sample with the busiest other command)."
         )
+        lines.append(
+            "- Speed of the cores (CPU time of a fixed loop, lower is faster; median us) while behind / on "
+            f"time: {_f(statistics.median(r['probe_us'] for r in behind) if behind else None, 0)} / "
+            f"{_f(statistics.median(r['probe_us'] for r in on_time) if on_time else None, 0)}."
+        )
     return lines
 
 

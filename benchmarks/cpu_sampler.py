@@ -3,16 +3,30 @@
 A soak that falls behind its schedule either lost capacity in the server or to another process on
 the same cores; this tells them apart. ``CpuSampler(roles).sample(t)`` records, per interval, the CPU
 seconds of each role's process tree (e.g. "server", "load") and of everything else, with the
-busiest other command named.
+busiest other command named, and ``probe_us``: the CPU time (not wall time, so waiting for a core does
+not count) of a fixed pure-Python loop, the best of five: when it rises, the cores themselves got slower.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def probe_us(repeats: int = 5) -> float:
+    """CPU microseconds of a fixed loop (~1 ms), the fastest of ``repeats``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.thread_time_ns()
+        total = 0
+        for i in range(20_000):
+            total += i * i
+        best = min(best, (time.thread_time_ns() - start) / 1000.0)
+    return best
 
 
 def _processes() -> dict[int, tuple[int, float, str]]:
@@ -52,7 +66,7 @@ class CpuSampler:
     def sample(self, t: float) -> None:
         now = _processes()
         used = {p: cpu - self._last[p][1] if p in self._last else cpu for p, (_, cpu, _) in now.items()}
-        row: dict[str, Any] = {"t": round(t, 1)}
+        row: dict[str, Any] = {"t": round(t, 1), "probe_us": round(probe_us(), 1)}
         claimed = {self.me}
         for role, pid in self.roles.items():
             tree = _tree(now, pid)
