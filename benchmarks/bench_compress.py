@@ -196,6 +196,7 @@ def student_key(args: argparse.Namespace) -> str:
     key += f" alpha={args.alpha}" if args.alpha != 0.5 else ""
     key += f" temperature={args.temperature}" if args.temperature != 2.0 else ""
     key += f" layer_map={args.layer_map} layer_weight={args.layer_weight}" if args.layer_map else ""
+    key += f" seed={args.seed}" if args.seed else ""
     return key
 
 
@@ -209,7 +210,7 @@ def distill_student(ws: Workspace, source: Any, args: argparse.Namespace) -> Any
     fit = FitSettings(epochs=args.student_epochs, patience=args.patience, learning_rate=args.student_lr,
                       batch_size=16, hidden_weight=args.hidden_weight, schedule=args.schedule,
                       warmup_fraction=args.warmup_fraction, alpha=args.alpha, temperature=args.temperature,
-                      layer_weight=args.layer_weight if args.layer_map else 0.0)  # fmt: skip
+                      layer_weight=args.layer_weight if args.layer_map else 0.0, seed=args.seed)  # fmt: skip
     picked = tuple(args.teacher_layers) if args.teacher_layers else None
     pairs = tuple((int(a), int(b)) for a, b in (p.split(":") for p in args.layer_map or ()))
     config = DistillConfig(layers=None if picked else args.layers, teacher_layers=picked, fit=fit,
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", choices=AUGMENTS, default="neighbour", help="how transfer rows are made")
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the soft (teacher) term")
     parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0, help="the student's shuffling seed (FitSettings.seed)")
     parser.add_argument("--layer-map", nargs="+", default=None, help="STUDENT:TEACHER layer pairs, e.g. 1:5")
     parser.add_argument(
         "--layer-weight", type=float, default=1.0, help="hidden-state MSE weight (--layer-map)"
