@@ -14,7 +14,8 @@ alternating or in ``--sequence`` order; outputs are compared value by value on (
 event_time). Each child runs under run_guard.py's watchdog: CPU time (all threads and descendants),
 peak RSS of its process tree, load average; killed past ``--max-rss-gb``/``--max-minutes`` or when
 MemAvailable falls under ``--min-available-gb``, and then recorded as what it reached. keelml also
-runs alone at ``--full-entities`` (0 skips). The issue's scale, side by side:
+runs alone at ``--full-entities`` (0 skips). ``--feast-chunk N`` makes Feast one call per N entity
+rows (one call does not fit at 1M). The issue's scale, side by side:
 
     .venv/bin/python benchmarks/bench_features_feast.py --entities 1000000 --rows 10000000 \
         --sequence keelml,feast,keelml --full-entities 0 --skip online --json features_feast_1m.json
