@@ -22,16 +22,26 @@ class TimingMiddleware:
         path = scope.get("path", "")
         endpoint = path if path in KNOWN else "other"  # fuzzed paths must not explode the label set
         status = 500
+        recorded = False
         start = time.perf_counter()
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.metrics.requests.labels(endpoint, str(status)).inc()
+                self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
         async def capture(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # counted before the last byte leaves: a client holding its reply finds it in /metrics
+                record()
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            record()  # a request that ended without a complete response
