@@ -28,6 +28,7 @@ written by hand around the generated table).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -218,6 +219,27 @@ def distill_student(ws: Workspace, source: Any, args: argparse.Namespace) -> Any
     return ws.compress.distill(source, config, transfer=transfer)
 
 
+def prune_key(args: argparse.Namespace) -> str:
+    key = f"prune amount={args.prune_amount} epochs={args.prune_epochs}"
+    if args.prune_steps > 1:  # defaults add nothing: keys of earlier runs stay valid
+        key += f" steps={args.prune_steps}"
+    return key + (f" seed={args.seed}" if args.seed else "")
+
+
+def pruned_model(ws: Workspace, folder: Path, source: Any, args: argparse.Namespace, parameters: int) -> Any:
+    """The teacher pruned by --prune-amount (in --prune-steps), recovered by distillation; cached."""
+    key = prune_key(args)
+    made = reuse(ws, folder, key, parameters)
+    if made is None:
+        fit = FitSettings(epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16,
+                          seed=args.seed)  # fmt: skip
+        made = ws.compress.prune(
+            source, PruneConfig(amount=args.prune_amount, steps=args.prune_steps, fit=fit)
+        )
+        remember(folder, key, str(made.spec))
+    return made
+
+
 def heldout(predict: Any, texts: list[str], labels: Any, classes: Any) -> float:
     probs = np.vstack([predict(texts[i : i + 64]) for i in range(0, len(texts), 64)])
     return float((np.asarray(classes)[probs.argmax(1)] == labels).mean())
@@ -239,6 +261,7 @@ def latency_only(args: argparse.Namespace) -> None:
     starts from). No accuracy is measured in this mode.
     """
     from keelml.compress.distill import text_student
+    from keelml.compress.prune import prune_encoder
     from keelml.export.fusion import fuse
     from keelml.export.quantize import dynamic_int8
     from keelml.train.config import TextConfig
@@ -255,15 +278,23 @@ def latency_only(args: argparse.Namespace) -> None:
     feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
     fns: dict[str, Any] = {"teacher fp32 (PyTorch eager)": lambda: teacher.module(ids, mask)}
     reports = {}
-    for layers in args.latency_layers:
-        student = text_student(teacher, layers)
+    students = {f"{k}-layer student": text_student(teacher, k) for k in args.latency_layers}
+    for amount in args.latency_prune:  # all 6 layers, heads and feed-forward units cut (stand-in ranks)
+        pruned = copy.deepcopy(teacher)
+        for p in pruned.module.parameters():
+            p.grad = torch.rand_like(p)
+        shape = prune_encoder(pruned.module.encoder, amount)
+        students[f"pruned {amount:.0%} ({shape['heads'][0]} heads, {shape['intermediate'][0]} units)"] = (
+            pruned
+        )
+    for name, student in students.items():
         fused = fuse(student.export_source())
-        reports[layers] = fused.report.to_json()
+        reports[name] = fused.report.to_json()
         graph = dynamic_int8(fused.graph) if fused.graph is not None else None
         if graph is None:
-            raise SystemExit(f"fusion did not apply to the {layers}-layer student: {fused.report.reason}")
+            raise SystemExit(f"fusion did not apply to the {name}: {fused.report.reason}")
         runner = session(graph, threads=args.threads)
-        fns[f"{layers}-layer student int8 fused (ONNX Runtime)"] = lambda r=runner: r.run(None, feeds)
+        fns[f"{name} int8 fused (ONNX Runtime)"] = lambda r=runner: r.run(None, feeds)
     samples: dict[str, list[float]] = {k: [] for k in fns}
     cpu: dict[str, list[float]] = {k: [] for k in fns}  # process CPU time: not inflated by preemption
     rng = random.Random(0)
@@ -290,7 +321,8 @@ def latency_only(args: argparse.Namespace) -> None:
             for name, v in samples.items()}  # fmt: skip
     result = {
         "command": f".venv/bin/python benchmarks/bench_compress.py --latency-only --threads {args.threads} "
-                   f"--rounds1 {args.rounds1} --seq {args.seq} --latency-layers {' '.join(map(str, args.latency_layers))}",
+                   f"--rounds1 {args.rounds1} --seq {args.seq} --latency-layers {' '.join(map(str, args.latency_layers))}"
+                   + (f" --latency-prune {' '.join(map(str, args.latency_prune))}" if args.latency_prune else ""),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, shared (load average at the end "
                    f"{os.getloadavg()[0]:.1f})",
         "fusion": reports, "rows": rows,
@@ -327,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--layer-weight", type=float, default=1.0, help="hidden-state MSE weight (--layer-map)"
     )
     parser.add_argument("--prune-amount", type=float, default=0.5)
-    parser.add_argument("--prune-epochs", type=int, default=1)
+    parser.add_argument("--prune-epochs", type=int, default=1, help="recovery epochs per pruning step")
+    parser.add_argument("--prune-steps", type=int, default=1, help="gradual pruning: steps to the amount")
     parser.add_argument("--skip-prune", action="store_true", help="no pruned and no magnitude-sparse rows")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
@@ -338,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency-only", action="store_true", help="teacher vs fused int8 students, no training"
     )
-    parser.add_argument("--latency-layers", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--latency-layers", type=int, nargs="*", default=[2, 3])
+    parser.add_argument(
+        "--latency-prune", type=float, nargs="*", default=[], help="also the teacher pruned by these amounts"
+    )
     return parser
 
 
@@ -376,12 +412,7 @@ def main() -> None:
     t0 = time.perf_counter()
     pruned: Any = None
     if not args.skip_prune:
-        prune_key = f"prune amount={args.prune_amount} epochs={args.prune_epochs}"
-        pruned = reuse(ws, folder, prune_key, teacher_parameters)
-        if pruned is None:
-            pruned = ws.compress.prune(source, PruneConfig(amount=args.prune_amount, fit=FitSettings(
-                epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16)))  # fmt: skip
-            remember(folder, prune_key, str(pruned.spec))
+        pruned = pruned_model(ws, folder, source, args, teacher_parameters)
     timings["prune_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Distillation settings A/B on the cached MiniLM teacher, judged on the 400 validation reviews only.
 
-One student per call, made exactly as bench_compress.py makes it (same options, same cache key): it is
+One student (or, with ``--prune``, one pruned teacher) per call, made exactly as bench_compress.py makes it (same options, same cache key): it is
 registered in the teacher's workspace and remembered in ``bench-compress.json``, so the full
 bench_compress.py run with the chosen settings reuses it instead of training it again. This script
 prints and writes only **validation** accuracy (keelml's 400-review validation split, the one the
@@ -24,7 +24,17 @@ import time
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import torch
-from bench_compress import RESULTS, build_parser, distill_student, parse, remember, reuse, student_key
+from bench_compress import (
+    RESULTS,
+    build_parser,
+    distill_student,
+    parse,
+    prune_key,
+    pruned_model,
+    remember,
+    reuse,
+    student_key,
+)
 from bench_export import TEACHER, cached_teacher
 
 from keelml.compress.evaluate import evaluate_model
@@ -33,6 +43,7 @@ from keelml.compress.evaluate import evaluate_model
 def main() -> None:
     parser = build_parser()
     parser.add_argument("--tag", required=True)
+    parser.add_argument("--prune", action="store_true", help="judge the pruned teacher instead of a student")
     args = parse(parser)
     torch.set_num_threads(args.threads)
     t0, c0, load0 = time.time(), time.process_time(), os.getloadavg()
@@ -41,14 +52,19 @@ def main() -> None:
     )
     source = ws.compress.source(TEACHER)
     teacher_parameters = sum(int(p.numel()) for p in source.model.module.parameters())
-    key = student_key(args)
-    made = reuse(ws, folder, key, teacher_parameters)
-    if made is None:
-        student = distill_student(ws, source, args)
-        remember(folder, key, str(student.spec))
-        spec, model, best_epoch = student.spec, student.model, student.best_epoch
-    else:  # made by an earlier call: re-measure its validation accuracy
-        spec, model, best_epoch = made.spec, made.model, None
+    if args.prune:  # the teacher pruned by --prune-amount (--prune-steps), recovered by distillation
+        key = prune_key(args)
+        pruned = pruned_model(ws, folder, source, args, teacher_parameters)
+        spec, model, best_epoch = pruned.spec, pruned.model, None
+    else:
+        key = student_key(args)
+        made = reuse(ws, folder, key, teacher_parameters)
+        if made is None:
+            student = distill_student(ws, source, args)
+            remember(folder, key, str(student.spec))
+            spec, model, best_epoch = student.spec, student.model, student.best_epoch
+        else:  # made by an earlier call: re-measure its validation accuracy
+            spec, model, best_epoch = made.spec, made.model, None
     y = source.labels("validation")
     validation = evaluate_model(model, source.parts["validation"], y, ()).accuracy
     teacher_validation = evaluate_model(source.model, source.parts["validation"], y, ()).accuracy

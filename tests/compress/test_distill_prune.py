@@ -52,6 +52,19 @@ def test_pruned_mlp_has_fewer_neurons_and_recovers(compress_ws: Workspace) -> No
     assert result.registered is None
 
 
+def test_gradual_pruning_reaches_the_same_widths_in_steps(compress_ws: Workspace) -> None:
+    result = compress_ws.compress.prune(
+        "loan-clf@1", PruneConfig(amount=0.75, steps=3, fit=TABULAR_FIT), register=False
+    )
+    assert result.model.config.hidden == (16, 8)  # as in one step: a share of the original widths
+    assert result.description.endswith("in 3 steps")
+    assert result.accuracy.accuracy >= result.parent_accuracy.accuracy - 0.05
+    text = compress_ws.compress.prune("review-clf@1", PruneConfig(amount=0.5, steps=2, fit=TEXT_FIT),
+                                      register=False)  # fmt: skip
+    layer = text.model.module.encoder.encoder.layer[0]
+    assert layer.attention.self.query.out_features == 8 and layer.intermediate.dense.out_features == 16
+
+
 def test_text_student_keeps_the_teachers_first_layers_and_reloads(compress_ws: Workspace) -> None:
     ws = compress_ws
     teacher = ws.compress.source("review-clf@1")

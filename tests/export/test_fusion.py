@@ -144,3 +144,43 @@ def text_ws_fused(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 def test_tabular_models_are_not_fused(exported: Any) -> None:
     _, result = exported
     assert not result.fusion.applied and "tabular" in result.fusion.reason
+
+
+def _pruned(tiny: TextClassifier, heads_per_layer: list[int]) -> TextClassifier:
+    """A copy of ``tiny`` with heads and feed-forward units removed (stand-in importance)."""
+    import copy
+
+    import torch
+
+    from keelml.compress.prune import prune_encoder
+
+    model = copy.deepcopy(tiny)
+    for p in model.module.parameters():
+        p.grad = torch.rand_like(p)
+    prune_encoder(model.module.encoder, 0.5)
+    if heads_per_layer != model.module.encoder.config.keel_structure["heads"]:
+        model.module.encoder.config.keel_structure["heads"] = heads_per_layer
+    return model
+
+
+def test_a_uniformly_pruned_encoder_is_fused_at_its_own_attention_width(tiny: TextClassifier) -> None:
+    import torch
+
+    pruned = _pruned(tiny, [1, 1])  # 1 of 2 heads: attention 8 wide over a 16-wide residual stream
+    source = pruned.export_source(("great tasty coffee", "stale awful chips and a long tail"))
+    fused = fuse(source)
+    assert fused.report.applied and fused.graph is not None, fused.report.reason
+    assert count_ops(fused.graph).get("Attention") == 2
+    with torch.no_grad():
+        expected = source.module(*parity_inputs(source)).numpy()
+    np.testing.assert_allclose(_probabilities(fused.graph, source), expected, atol=1e-5)
+    quantized = dynamic_int8(fused.graph)
+    assert count_ops(quantized).get("QAttention") == 2
+    np.testing.assert_allclose(_probabilities(quantized, source), expected, atol=0.05)
+
+
+def test_unequal_heads_per_layer_keep_the_unfused_graph_and_say_why(tiny: TextClassifier) -> None:
+    pruned = _pruned(tiny, [1, 2])
+    fused = fuse(pruned.export_source(("great tasty coffee",)))
+    assert not fused.report.applied and fused.graph is None
+    assert "different number of heads per layer" in fused.report.reason

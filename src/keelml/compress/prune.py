@@ -24,18 +24,24 @@ from keelml.core.progress import Progress
 
 @dataclass(frozen=True, slots=True)
 class PruneConfig:
-    """``amount``: share of heads / feed-forward units / neurons removed from every layer."""
+    """``amount``: share of heads / feed-forward units / neurons removed from every layer.
+
+    ``steps`` > 1 prunes gradually: ``amount / steps`` of the original units per step, each step
+    ranked afresh on the recovered model and followed by ``fit`` (recovery by distillation).
+    """
 
     amount: float = 0.5
     importance_batches: int = 4
+    steps: int = 1
     fit: FitSettings = field(default_factory=lambda: FitSettings(epochs=2))
 
     def __post_init__(self) -> None:
-        if not 0 < self.amount < 1 or self.importance_batches < 1:
+        if not 0 < self.amount < 1 or self.importance_batches < 1 or self.steps < 1:
             raise InvalidInputError(
                 "invalid pruning settings",
-                expected="amount strictly between 0 and 1, importance_batches >= 1",
-                received=f"amount={self.amount}, importance_batches={self.importance_batches}",
+                expected="amount strictly between 0 and 1, importance_batches >= 1, steps >= 1",
+                received=f"amount={self.amount}, importance_batches={self.importance_batches}, "
+                f"steps={self.steps}",
                 fix="e.g. amount 0.5 removes half of the heads and feed-forward units of each layer",
             )
 
@@ -74,16 +80,23 @@ def _score(linear: Any, dim: int) -> Any:
     return score
 
 
-def prune_mlp(module: Any, amount: float) -> tuple[Any, tuple[int, ...]]:
-    """A new Sequential MLP keeping the most important neurons of each hidden layer."""
+def prune_mlp(
+    module: Any, amount: float, original: tuple[int, ...] | None = None
+) -> tuple[Any, tuple[int, ...]]:
+    """A new Sequential MLP keeping the most important neurons of each hidden layer.
+
+    ``amount`` is a share of ``original`` (the hidden widths before any pruning; default: the
+    current ones), so gradual pruning can call this repeatedly with a growing amount.
+    """
     layers = linears(module)
+    widths = original or tuple(layer.out_features for layer in layers[:-1])
     keep_prev = None
     new = []
     for i, layer in enumerate(layers):
         rows = None
         if i < len(layers) - 1:
             score = _score(layer, 0) + _score(layers[i + 1], 1)
-            rows = score.argsort(descending=True)[: _keep(layer.out_features, amount)].sort().values
+            rows = score.argsort(descending=True)[: _keep(widths[i], amount)].sort().values
         new.append(sliced(layer, rows, keep_prev))
         keep_prev = rows
     hidden = tuple(layer.out_features for layer in new[:-1])
@@ -94,22 +107,29 @@ def prune_mlp(module: Any, amount: float) -> tuple[Any, tuple[int, ...]]:
 
 
 def prune_encoder(encoder: Any, amount: float) -> dict[str, list[int]]:
-    """Remove heads and feed-forward units of every layer in place; returns the per-layer shapes."""
+    """Remove heads and feed-forward units of every layer in place; returns the per-layer shapes.
+
+    ``amount`` is a share of the encoder's original heads and units (its config's, before any
+    pruning), so gradual pruning calls this repeatedly with a growing amount.
+    """
     import torch
 
+    config = encoder.config
     structure: dict[str, list[int]] = {"heads": [], "intermediate": []}
     for layer in encoder.encoder.layer:
         attn, out = layer.attention.self, layer.attention.output.dense
         size, heads = attn.attention_head_size, attn.num_attention_heads
         unit = _score(attn.query, 0) + _score(attn.key, 0) + _score(attn.value, 0) + _score(out, 1)
         per_head = unit.view(heads, size).sum(dim=1)
-        kept = per_head.argsort(descending=True)[: _keep(heads, amount)].sort().values
+        keep_heads = min(heads, _keep(int(config.num_attention_heads), amount))
+        kept = per_head.argsort(descending=True)[:keep_heads].sort().values
         rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in kept.tolist()])
         attn.query, attn.key, attn.value = (sliced(getattr(attn, n), rows) for n in ("query", "key", "value"))
         attn.num_attention_heads, attn.all_head_size = len(kept), len(kept) * size
         layer.attention.output.dense = sliced(out, None, rows)
         up, down = layer.intermediate.dense, layer.output.dense
-        ffn = (_score(up, 0) + _score(down, 1)).argsort(descending=True)[: _keep(up.out_features, amount)]
+        keep_units = min(up.out_features, _keep(int(config.intermediate_size), amount))
+        ffn = (_score(up, 0) + _score(down, 1)).argsort(descending=True)[:keep_units]
         ffn = ffn.sort().values
         layer.intermediate.dense, layer.output.dense = sliced(up, ffn), sliced(down, None, ffn)
         structure["heads"].append(len(kept))
@@ -123,32 +143,39 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
     config = config or PruneConfig()
     model, task = source.model, source.task
     original = torch_module(model, task)
-    train_rows, labels = inputs(model, task, source.parts["train"]), source.labels("train")
-    soft = predict(original, train_rows)
-    module = copy.deepcopy(original)
-    for p in module.parameters():
-        p.requires_grad_(True)
-    _gradients(module, train_rows, labels, config.importance_batches)
-    if task == "text":
-        structure = prune_encoder(module.encoder, config.amount)
-        pruned = rebuild(model, task, module, peft="full")
-        description = f"heads {structure['heads']}, feed-forward {structure['intermediate']}"
-    elif len(linears(module)) < 2:
+    if task != "text" and len(linears(original)) < 2:
         raise InvalidInputError(
             f"{source.spec} has no hidden layer to prune",
             expected="an MLP (model = mlp) with at least one hidden layer",
             received="logistic regression (one Linear layer)",
             fix="prune an MLP model; logistic regression is already as small as it gets",
         )
-    else:
-        module, hidden = prune_mlp(module, config.amount)
-        pruned = rebuild(model, task, module, hidden=hidden, model="mlp")
-        description = f"MLP hidden {list(hidden)}"
-    module.zero_grad(set_to_none=True)
+    train_rows, labels = inputs(model, task, source.parts["train"]), source.labels("train")
+    soft = predict(original, train_rows)  # the unpruned model teaches every step
     validation = (inputs(model, task, source.parts["validation"]), source.labels("validation"))
-    accuracy, _ = fit_student(
-        pruned.module, inputs(pruned, task, source.parts["train"]), soft, labels, validation, config.fit,
-        default_learning_rate=1e-4 if source.task == "text" else 1e-2, progress=progress,
-        name=f"recovering {source.spec} pruned by {config.amount:.0%}",
-    )  # fmt: skip
-    return Pruned(pruned, description, parameter_count(pruned), parameter_count(model), accuracy)
+    widths = tuple(layer.out_features for layer in linears(original)[:-1])
+    current, module = model, copy.deepcopy(original)
+    for step in range(1, config.steps + 1):
+        amount = config.amount * step / config.steps
+        for p in module.parameters():
+            p.requires_grad_(True)
+        _gradients(module, inputs(current, task, source.parts["train"]), labels, config.importance_batches)
+        if task == "text":
+            structure = prune_encoder(module.encoder, amount)
+            current = rebuild(model, task, module, peft="full")
+            description = f"heads {structure['heads']}, feed-forward {structure['intermediate']}"
+        else:
+            module, hidden = prune_mlp(module, amount, widths)
+            current = rebuild(model, task, module, hidden=hidden, model="mlp")
+            description = f"MLP hidden {list(hidden)}"
+        module.zero_grad(set_to_none=True)
+        module = current.module
+        step_name = f" (step {step} of {config.steps})" if config.steps > 1 else ""
+        accuracy, _ = fit_student(
+            module, inputs(current, task, source.parts["train"]), soft, labels, validation, config.fit,
+            default_learning_rate=1e-4 if task == "text" else 1e-2, progress=progress,
+            name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}",
+        )  # fmt: skip
+    if config.steps > 1:
+        description += f", in {config.steps} steps"
+    return Pruned(current, description, parameter_count(current), parameter_count(model), accuracy)

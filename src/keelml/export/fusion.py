@@ -68,6 +68,23 @@ def _encoder(module: Any) -> Any:
     return None
 
 
+def _attention_shape(config: Any) -> tuple[int, int] | None:
+    """(heads, attention width) shared by every layer, or None when pruning left them unequal.
+
+    A pruned encoder keeps ``hidden_size`` for its residual stream while each layer's attention is
+    ``heads x head size`` wide; the fused ``Attention`` op takes that width, not ``hidden_size``.
+    """
+    head_size = int(config.hidden_size) // int(config.num_attention_heads)
+    structure = getattr(config, "keel_structure", None)
+    if not structure:
+        return int(config.num_attention_heads), int(config.hidden_size)
+    heads = set(structure["heads"])
+    if len(heads) != 1:
+        return None
+    kept = heads.pop()
+    return kept, kept * head_size
+
+
 def _optimize(
     graph: bytes, heads: int, hidden: int, skip_layer_norm: bool = False
 ) -> tuple[bytes, dict[str, int]]:
@@ -109,9 +126,10 @@ def fuse(source: ExportSourceLike, *, atol: float = 1e-4, skip_layer_norm: bool 
     model_type = str(getattr(config, "model_type", ""))
     if model_type not in BERT_LIKE:
         return _skip(f"model type {model_type!r} has no tested fusion (tested: {', '.join(BERT_LIKE)})")
-    if getattr(config, "keel_structure", None):
-        return _skip("pruned encoder: heads differ from the config, the attention fusion would not match")
-    heads, hidden = int(config.num_attention_heads), int(config.hidden_size)
+    shape = _attention_shape(config)
+    if shape is None:
+        return _skip("pruned encoder with a different number of heads per layer: one fusion cannot match all")
+    heads, hidden = shape
     try:
         encoder.set_attn_implementation("eager")
         plain = strip_metadata(_legacy(module, source))
