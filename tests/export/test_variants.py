@@ -109,3 +109,19 @@ def test_int8_probabilities_follow_fp32_on_cpus_without_vnni(
     fp32 = load_model(ws.exports.bundle(str(by_variant["fp32"].ref))).predict_proba(rows)
     int8 = load_model(ws.exports.bundle(str(by_variant["int8"].ref))).predict_proba(rows)
     assert float(abs(fp32 - int8).max()) < 0.05
+
+
+def test_tensorrt_reason_says_when_a_gpu_is_here_but_the_provider_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnxruntime as ort
+
+    from keelml.export import targets
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the TensorRT provider: covered by the test above")
+    monkeypatch.setattr(targets, "_nvidia_gpu_present", lambda: True)
+    reason = targets.tensorrt_unavailable_reason() or ""
+    assert reason.startswith("an NVIDIA GPU is here, but") and "no TensorRT provider" in reason
+    monkeypatch.setattr(targets, "_nvidia_gpu_present", lambda: False)
+    assert (targets.tensorrt_unavailable_reason() or "").startswith("no NVIDIA GPU here")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import platform
+import shutil
 import tarfile
 import tempfile
 import warnings
@@ -84,24 +85,25 @@ def coreml_unavailable() -> PlatformUnavailableError:
     )
 
 
+def _nvidia_gpu_present() -> bool:
+    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
+
+
 def tensorrt_unavailable_reason() -> str | None:
-    """None when TensorRT can run here, else why not (no NVIDIA GPU, no TensorRT provider)."""
+    """None when TensorRT can run here (ONNX Runtime has its TensorRT provider), else why not."""
     try:
         import onnxruntime as ort  # type: ignore[import-untyped]
     except ImportError:
         return "onnxruntime is not installed"
-    if "TensorrtExecutionProvider" in ort.get_available_providers():
+    providers = ort.get_available_providers()
+    if "TensorrtExecutionProvider" in providers:
         return None
-    try:
-        import tensorrt  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return (
-            "no NVIDIA GPU with TensorRT here: onnxruntime offers "
-            f"{', '.join(ort.get_available_providers())} and the tensorrt package is not installed "
-            "(install onnxruntime-gpu or tensorrt on a machine with an NVIDIA GPU; "
-            "see benchmarks/gpu/tensorrt_check.sh)"
-        )
-    return None
+    gpu = "an NVIDIA GPU is here, but" if _nvidia_gpu_present() else "no NVIDIA GPU here, and"
+    return (
+        f"{gpu} this onnxruntime offers only {', '.join(providers)} (no TensorRT provider): install "
+        "onnxruntime-gpu and TensorRT's libraries on a machine with an NVIDIA GPU "
+        "(benchmarks/gpu/tensorrt_check.sh does, given a package index)"
+    )
 
 
 def tensorrt_session(graph: bytes, *, fp16: bool = True, cache_dir: str | None = None) -> Any:
