@@ -103,3 +103,5 @@ def test_cli_prints_the_pareto_table_and_json(
     assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--methods", "shrink"]) == 4
     assert "unknown compression method" in capsys.readouterr().err
     assert run(["-w", str(ws.root), "compress", "nope"]) == 3
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--prune-steps", "0"]) == 4
+    assert "steps >= 1" in capsys.readouterr().err

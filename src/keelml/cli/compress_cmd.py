@@ -28,7 +28,12 @@ def compress(
     layers: int | None = typer.Option(None, "--layers", help="Text student layers (default: half)."),
     hidden: str | None = typer.Option(None, "--hidden", help="Tabular student widths, e.g. 16,8."),
     prune_amount: float = typer.Option(0.5, "--prune-amount", help="Share of units pruned per layer."),
-    epochs: int = typer.Option(3, "--epochs", help="Epochs of distillation and of pruning recovery."),
+    prune_steps: int = typer.Option(
+        1, "--prune-steps", help="Prune gradually: steps to --prune-amount, each ranked afresh and recovered."
+    ),
+    epochs: int = typer.Option(
+        3, "--epochs", help="Epochs of distillation and of pruning recovery (per step)."
+    ),
     batch: int = typer.Option(1, "--batch", help="Batch size of the latency benchmark."),
     seq: int = typer.Option(128, "--seq", help="Sequence length of the latency benchmark (text)."),
     rounds: int = typer.Option(20, "--rounds", help="Interleaved benchmark rounds."),
@@ -48,8 +53,8 @@ def compress(
             model, accuracy_budget=accuracy_budget, latency_target_ms=latency_target, hardware=hardware,
             methods=[m.strip() for m in methods.split(",") if m.strip()],
             distill_config=DistillConfig(layers=layers, hidden=widths, fit=fit),
-            prune_config=PruneConfig(amount=prune_amount, fit=fit), slices=slices, batch_size=batch,
-            seq=seq, rounds=rounds, report=report, progress=bar,
+            prune_config=PruneConfig(amount=prune_amount, steps=prune_steps, fit=fit), slices=slices,
+            batch_size=batch, seq=seq, rounds=rounds, report=report, progress=bar,
         )  # fmt: skip
     if as_json:
         emit_json(result.to_json())
