@@ -223,6 +223,8 @@ def prune_key(args: argparse.Namespace) -> str:
     key = f"prune amount={args.prune_amount} epochs={args.prune_epochs}"
     if args.prune_steps > 1:  # defaults add nothing: keys of earlier runs stay valid
         key += f" steps={args.prune_steps}"
+    if args.prune_layer_weight:
+        key += f" layer_weight={args.prune_layer_weight}"
     return key + (f" seed={args.seed}" if args.seed else "")
 
 
@@ -232,7 +234,7 @@ def pruned_model(ws: Workspace, folder: Path, source: Any, args: argparse.Namesp
     made = reuse(ws, folder, key, parameters)
     if made is None:
         fit = FitSettings(epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16,
-                          seed=args.seed)  # fmt: skip
+                          seed=args.seed, layer_weight=args.prune_layer_weight)  # fmt: skip
         made = ws.compress.prune(
             source, PruneConfig(amount=args.prune_amount, steps=args.prune_steps, fit=fit)
         )
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prune-amount", type=float, default=0.5)
     parser.add_argument("--prune-epochs", type=int, default=1, help="recovery epochs per pruning step")
     parser.add_argument("--prune-steps", type=int, default=1, help="gradual pruning: steps to the amount")
+    parser.add_argument(
+        "--prune-layer-weight", type=float, default=0.0, help="match every layer to the unpruned one's (MSE)"
+    )
     parser.add_argument("--skip-prune", action="store_true", help="no pruned and no magnitude-sparse rows")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)

@@ -85,3 +85,29 @@ def test_text_student_with_layer_map(compress_ws: Any) -> None:
                                           register=False)  # fmt: skip
     assert len(result.model.module.encoder.encoder.layer) == 1
     assert 0.0 <= result.accuracy.accuracy <= 1.0
+
+
+def _pruned_gap(ws: Any, weight: float) -> float:
+    """Masked MSE between the pruned model's last layer and the unpruned model's after recovery."""
+    from keelml.compress import PruneConfig
+
+    source, texts = _texts(ws)
+    fit = FitSettings(epochs=6, patience=6, learning_rate=5e-3, batch_size=16, layer_weight=weight)
+    pruned = ws.compress.prune(source, PruneConfig(amount=0.5, fit=fit), register=False).model
+    teacher = torch_module(source.model, "text")
+    last = len(teacher.encoder.encoder.layer) - 1
+    target = predict_hidden(teacher, TextInputs(source.model, texts), [last])[last].astype(np.float32)
+    mine = predict_hidden(pruned.module, TextInputs(pruned, texts), [last])[last].astype(np.float32)
+    mask = source.model.encode(texts)[1].numpy()[:, : target.shape[1]] > 0
+    return float(((mine - target) ** 2)[mask].mean())
+
+
+def test_pruning_with_a_layer_weight_keeps_each_layer_near_the_unpruned_one(compress_ws: Any) -> None:
+    plain, matched = _pruned_gap(compress_ws, 0.0), _pruned_gap(compress_ws, 5.0)
+    assert matched < 0.8 * plain
+    from keelml.compress import PruneConfig
+
+    with pytest.raises(InvalidInputError, match="needs a transformer"):
+        compress_ws.compress.prune(
+            "loan-clf@1", PruneConfig(fit=FitSettings(layer_weight=1.0)), register=False
+        )

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from keelml.compress.fitting import FitSettings, Inputs, fit_student, predict
+from keelml.compress.fitting import FitSettings, Inputs, fit_student, predict, predict_hidden
 from keelml.compress.source import Source
 from keelml.compress.tasks import inputs, linears, mlp, parameter_count, rebuild, sliced, torch_module
 from keelml.core.errors import InvalidInputError
@@ -28,6 +28,8 @@ class PruneConfig:
 
     ``steps`` > 1 prunes gradually: ``amount / steps`` of the original units per step, each step
     ranked afresh on the recovered model and followed by ``fit`` (recovery by distillation).
+    ``fit.layer_weight`` > 0 (transformers only) also matches the output of every layer to the
+    unpruned model's same layer (pruning keeps the depth and the residual width).
     """
 
     amount: float = 0.5
@@ -138,6 +140,21 @@ def prune_encoder(encoder: Any, amount: float) -> dict[str, list[int]]:
     return structure
 
 
+def _same_layer_states(original: Any, task: str, rows: Inputs, fit: FitSettings) -> dict[int, Any] | None:
+    """Each layer's output hidden states of the unpruned encoder (for ``fit.layer_weight`` > 0)."""
+    if fit.layer_weight <= 0:
+        return None
+    if task != "text":
+        raise InvalidInputError(
+            "layer matching needs a transformer: a pruned MLP's hidden layers are narrower than the parent's",
+            expected="fit.layer_weight = 0 when pruning a tabular model",
+            received=f"layer_weight={fit.layer_weight} for a {task} model",
+            fix="drop layer_weight from the pruning's FitSettings",
+        )
+    layers = list(range(len(original.encoder.encoder.layer)))
+    return predict_hidden(original, rows, layers)
+
+
 def prune(source: Source, config: PruneConfig | None = None, *, progress: Progress | None = None) -> Pruned:
     """Prune ``source.model`` structurally, then recover by distillation from the unpruned model."""
     config = config or PruneConfig()
@@ -152,6 +169,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         )
     train_rows, labels = inputs(model, task, source.parts["train"]), source.labels("train")
     soft = predict(original, train_rows)  # the unpruned model teaches every step
+    hidden = _same_layer_states(original, task, train_rows, config.fit)
     validation = (inputs(model, task, source.parts["validation"]), source.labels("validation"))
     widths = tuple(layer.out_features for layer in linears(original)[:-1])
     current, module = model, copy.deepcopy(original)
@@ -174,7 +192,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         accuracy, _ = fit_student(
             module, inputs(current, task, source.parts["train"]), soft, labels, validation, config.fit,
             default_learning_rate=1e-4 if task == "text" else 1e-2, progress=progress,
-            name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}",
+            name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}", teacher_hidden=hidden,
         )  # fmt: skip
     if config.steps > 1:
         description += f", in {config.steps} steps"
