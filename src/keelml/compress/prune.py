@@ -169,7 +169,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         )
     train_rows, labels = inputs(model, task, source.parts["train"]), source.labels("train")
     soft = predict(original, train_rows)  # the unpruned model teaches every step
-    hidden = _same_layer_states(original, task, train_rows, config.fit)
+    states = _same_layer_states(original, task, train_rows, config.fit)
     validation = (inputs(model, task, source.parts["validation"]), source.labels("validation"))
     widths = tuple(layer.out_features for layer in linears(original)[:-1])
     current, module = model, copy.deepcopy(original)
@@ -192,7 +192,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         accuracy, _ = fit_student(
             module, inputs(current, task, source.parts["train"]), soft, labels, validation, config.fit,
             default_learning_rate=1e-4 if task == "text" else 1e-2, progress=progress,
-            name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}", teacher_hidden=hidden,
+            name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}", teacher_hidden=states,
         )  # fmt: skip
     if config.steps > 1:
         description += f", in {config.steps} steps"
