@@ -167,6 +167,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
             received="logistic regression (one Linear layer)",
             fix="prune an MLP model; logistic regression is already as small as it gets",
         )
+    # pruning keeps the tokenizer / preprocessor, so the parent's inputs serve every step
     train_rows, labels = inputs(model, task, source.parts["train"]), source.labels("train")
     soft = predict(original, train_rows)  # the unpruned model teaches every step
     states = _same_layer_states(original, task, train_rows, config.fit)
@@ -177,7 +178,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         amount = config.amount * step / config.steps
         for p in module.parameters():
             p.requires_grad_(True)
-        _gradients(module, inputs(current, task, source.parts["train"]), labels, config.importance_batches)
+        _gradients(module, train_rows, labels, config.importance_batches)
         if task == "text":
             structure = prune_encoder(module.encoder, amount)
             current = rebuild(model, task, module, peft="full")
@@ -190,7 +191,7 @@ def prune(source: Source, config: PruneConfig | None = None, *, progress: Progre
         module = current.module
         step_name = f" (step {step} of {config.steps})" if config.steps > 1 else ""
         accuracy, _ = fit_student(
-            module, inputs(current, task, source.parts["train"]), soft, labels, validation, config.fit,
+            module, train_rows, soft, labels, validation, config.fit,
             default_learning_rate=1e-4 if task == "text" else 1e-2, progress=progress,
             name=f"recovering {source.spec} pruned by {amount:.0%}{step_name}", teacher_hidden=states,
         )  # fmt: skip
