@@ -197,6 +197,7 @@ def student_key(args: argparse.Namespace) -> str:
     key += f" alpha={args.alpha}" if args.alpha != 0.5 else ""
     key += f" temperature={args.temperature}" if args.temperature != 2.0 else ""
     key += f" layer_map={args.layer_map} layer_weight={args.layer_weight}" if args.layer_map else ""
+    key += f" ema={args.ema_decay}" if args.ema_decay else ""
     key += f" seed={args.seed}" if args.seed else ""
     return key
 
@@ -211,7 +212,8 @@ def distill_student(ws: Workspace, source: Any, args: argparse.Namespace) -> Any
     fit = FitSettings(epochs=args.student_epochs, patience=args.patience, learning_rate=args.student_lr,
                       batch_size=16, hidden_weight=args.hidden_weight, schedule=args.schedule,
                       warmup_fraction=args.warmup_fraction, alpha=args.alpha, temperature=args.temperature,
-                      layer_weight=args.layer_weight if args.layer_map else 0.0, seed=args.seed)  # fmt: skip
+                      layer_weight=args.layer_weight if args.layer_map else 0.0, seed=args.seed,
+                      ema_decay=args.ema_decay)  # fmt: skip
     picked = tuple(args.teacher_layers) if args.teacher_layers else None
     pairs = tuple((int(a), int(b)) for a, b in (p.split(":") for p in args.layer_map or ()))
     config = DistillConfig(layers=None if picked else args.layers, teacher_layers=picked, fit=fit,
@@ -225,6 +227,8 @@ def prune_key(args: argparse.Namespace) -> str:
         key += f" steps={args.prune_steps}"
     if args.prune_layer_weight:
         key += f" layer_weight={args.prune_layer_weight}"
+    if args.ema_decay:
+        key += f" ema={args.ema_decay}"
     return key + (f" seed={args.seed}" if args.seed else "")
 
 
@@ -234,7 +238,7 @@ def pruned_model(ws: Workspace, folder: Path, source: Any, args: argparse.Namesp
     made = reuse(ws, folder, key, parameters)
     if made is None:
         fit = FitSettings(epochs=args.prune_epochs, patience=2, learning_rate=1e-4, batch_size=16,
-                          seed=args.seed, layer_weight=args.prune_layer_weight)  # fmt: skip
+                          seed=args.seed, layer_weight=args.prune_layer_weight, ema_decay=args.ema_decay)  # fmt: skip
         made = ws.compress.prune(
             source, PruneConfig(amount=args.prune_amount, steps=args.prune_steps, fit=fit)
         )
@@ -365,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layer-map", nargs="+", default=None, help="STUDENT:TEACHER layer pairs, e.g. 1:5")
     parser.add_argument(
         "--layer-weight", type=float, default=1.0, help="hidden-state MSE weight (--layer-map)"
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="keep a moving average of the weights (students, pruning)",
     )
     parser.add_argument("--prune-amount", type=float, default=0.5)
     parser.add_argument("--prune-epochs", type=int, default=1, help="recovery epochs per pruning step")

@@ -10,6 +10,9 @@ states given per student layer (``DistillConfig.layer_map``), the loss adds ``la
 mean over mapped layers of the MSE between that student layer's output and the mapped teacher layer's
 output, over the real (unpadded) tokens: intermediate-layer distillation (TinyBERT's hidden-state
 loss). The best epoch on validation accuracy is kept.
+``ema_decay`` > 0 keeps an exponential moving average of the weights (Polyak averaging, updated
+after every step); the averaged weights are the ones validated at each epoch's end and kept. It
+smooths out the last steps' SGD noise, which a constant learning rate leaves in the final weights.
 ``schedule="linear"`` warms the learning rate up over ``warmup_fraction`` of all steps, then decays it
 linearly to 0 at the last planned step (a higher peak rate without the early updates wrecking the
 teacher-initialised weights); "constant" keeps it fixed.
@@ -77,6 +80,7 @@ class FitSettings:
     layer_weight: float = 0.0  # weight of the hidden-state MSE of mapped layers (DistillConfig.layer_map)
     schedule: str = "constant"  # or "linear": warm-up over warmup_fraction of the steps, then decay to 0
     warmup_fraction: float = 0.1  # used by schedule="linear" only
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,11 +100,14 @@ class FitSettings:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction={self.warmup_fraction} (must be in [0, 1))")
+        if not 0 <= self.ema_decay < 1:
+            problems.append(f"ema_decay={self.ema_decay} (must be in [0, 1); 0 turns averaging off)")
         if problems:
             raise InvalidInputError(
                 "invalid distillation settings",
                 expected="temperature > 0, alpha in [0, 1], epochs/batch/patience >= 1, learning rate > 0, "
-                "hidden_weight and layer_weight >= 0, schedule constant or linear, warmup_fraction in [0, 1)",
+                "hidden_weight and layer_weight >= 0, schedule constant or linear, "
+                "warmup_fraction and ema_decay in [0, 1)",
                 received="; ".join(problems),
                 fix="e.g. temperature 2, alpha 0.5, epochs 3, learning rate 1e-4 (text) or 1e-2 (tabular)",
             )
@@ -250,6 +257,7 @@ def fit_student(
     progress.stage(name, total=settings.epochs * batches)
     val_inputs, val_y = validation
     best = (-1.0, 0, copy.deepcopy(module.state_dict()))
+    average = _Average(module, settings.ema_decay) if settings.ema_decay > 0 else None
     for epoch in range(1, settings.epochs + 1):
         module.train()
         order = torch.randperm(len(train), generator=generator)
@@ -274,13 +282,19 @@ def fit_student(
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(module)
             progress.advance()
             if isinstance(progress, ProgressNote):
                 progress.note(f"epoch {epoch} loss {float(loss):.4f}")
+        trained = average.swap_in(module) if average is not None else None
         accuracy = float((predict(module, val_inputs).argmax(axis=1) == val_y).mean())
-        if accuracy > best[0]:
+        improved = accuracy > best[0]
+        if improved:
             best = (accuracy, epoch, copy.deepcopy(module.state_dict()))
-        elif epoch - best[1] >= settings.patience:
+        if trained is not None:  # back to the raw weights to go on training
+            module.load_state_dict(trained)
+        if not improved and epoch - best[1] >= settings.patience:
             break
     for h in [hook, *layer_hooks]:
         if h is not None:
@@ -288,6 +302,30 @@ def fit_student(
     module.load_state_dict(best[2])
     module.eval()
     return best[0], best[1]
+
+
+class _Average:
+    """An exponential moving average of a module's floating-point weights and buffers."""
+
+    def __init__(self, module: Any, decay: float) -> None:
+        self._decay = decay
+        self._state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def update(self, module: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            for k, v in module.state_dict().items():
+                if v.is_floating_point():
+                    self._state[k].mul_(self._decay).add_(v.detach(), alpha=1 - self._decay)
+                else:  # integer buffers (position ids) are not averaged
+                    self._state[k].copy_(v)
+
+    def swap_in(self, module: Any) -> dict[str, Any]:
+        """Load the averaged weights into ``module``; returns a copy of the weights it had."""
+        trained = copy.deepcopy(module.state_dict())
+        module.load_state_dict(self._state)
+        return trained
 
 
 def _hidden_loss(states: dict[int, Any], mapped: Mapping[int, Any], idx: Any, mask: Any) -> Any:
