@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fcntl
 import json
 import os
 import platform
@@ -134,8 +135,10 @@ def reuse(ws: Workspace, folder: Path, key: str, parent_parameters: int) -> Made
 
 def remember(folder: Path, key: str, spec: str) -> None:
     path = folder / "bench-compress.json"
-    made = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**made, key: spec}, indent=2))
+    with open(folder / "bench-compress.lock", "w") as lock:  # runs two at a time: no lost update
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**made, key: spec}, indent=2))
 
 
 AUGMENTS = ("neighbour", "mixed")

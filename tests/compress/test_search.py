@@ -105,3 +105,5 @@ def test_cli_prints_the_pareto_table_and_json(
     assert run(["-w", str(ws.root), "compress", "nope"]) == 3
     assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--prune-steps", "0"]) == 4
     assert "steps >= 1" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--ema-decay", "1"]) == 4
+    assert "ema_decay=1.0" in capsys.readouterr().err

@@ -34,6 +34,9 @@ def compress(
     epochs: int = typer.Option(
         3, "--epochs", help="Epochs of distillation and of pruning recovery (per step)."
     ),
+    ema_decay: float = typer.Option(
+        0.0, "--ema-decay", help="Keep a moving average of the weights while training (e.g. 0.99; 0 = off)."
+    ),
     batch: int = typer.Option(1, "--batch", help="Batch size of the latency benchmark."),
     seq: int = typer.Option(128, "--seq", help="Sequence length of the latency benchmark (text)."),
     rounds: int = typer.Option(20, "--rounds", help="Interleaved benchmark rounds."),
@@ -45,7 +48,7 @@ def compress(
     from keelml.compress import DistillConfig, FitSettings, PruneConfig  # on use: keeps `keel` start-up light
 
     ws = workspace(ctx)
-    fit = FitSettings(epochs=epochs)
+    fit = FitSettings(epochs=epochs, ema_decay=ema_decay)
     widths = None if hidden is None else tuple(int(h) for h in hidden.split(",") if h.strip())
     slices = [*slices_from_config(ws.config.model_extra), *(parse_slice_option(s) for s in slice_opts)]
     with progress_bar() as bar:

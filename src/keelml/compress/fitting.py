@@ -323,7 +323,7 @@ class _Average:
 
     def swap_in(self, module: Any) -> dict[str, Any]:
         """Load the averaged weights into ``module``; returns a copy of the weights it had."""
-        trained = copy.deepcopy(module.state_dict())
+        trained: dict[str, Any] = copy.deepcopy(module.state_dict())
         module.load_state_dict(self._state)
         return trained
 
