@@ -51,12 +51,13 @@ def main() -> None:
     torch.set_num_threads(1)
     ws, folder = cached_teacher(args.teacher_epochs, args.teacher_max_length)
     source = ws.compress.source(TEACHER)
-    made = [reuse(ws, folder, key, 0) for key in args.keys]
-    if any(m is None for m in made):
-        raise SystemExit(f"not all of {args.keys} are remembered in {folder / 'bench-compress.json'}")
-    first = made[0].model  # type: ignore[union-attr]
-    mixed = copy.deepcopy(first)
-    mixed.module.load_state_dict(soup([m.model.module for m in made]))  # type: ignore[union-attr]
+    found = {key: reuse(ws, folder, key, 0) for key in args.keys}
+    made = [m for m in found.values() if m is not None]
+    if len(made) < len(found):
+        missing = [key for key, m in found.items() if m is None]
+        raise SystemExit(f"not remembered in {folder / 'bench-compress.json'}: {missing}")
+    mixed = copy.deepcopy(made[0].model)
+    mixed.module.load_state_dict(soup([m.model.module for m in made]))
     mixed.module.eval()
     y = source.labels("test")
     accuracy = evaluate_model(mixed, source.parts["test"], y, ())

@@ -2,57 +2,52 @@
 
 A one-minute check of what this machine's cores give before trusting a latency ratio: the int8
 speed-ups of the compression benchmarks follow ONNX Runtime's int8 GEMM rate, which differed by 1.6x
-between two VMs reporting the same CPU (benchmarks/results/compress.md, session 8).
+between two VMs reporting the same CPU (benchmarks/results/compress.md, session 8). The int8 call is
+bench_export_gops.py's peak call; the three calls are interleaved in shuffled rounds (its timed_loop)
+and the rates come from the median CPU time of a call.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gemm_probe.py
 """
 
-import time
-from collections.abc import Callable
+from __future__ import annotations
+
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from bench_export_gops import matmul_integer, timed_loop
 from onnx import TensorProto, helper
+
+from keelml.export.runtime import session
 
 N = 768
 
 
-def session(op: str, a_type: int, b_type: int, out_type: int) -> Any:
-    """An ONNX Runtime session (1 thread) of one ``op`` over two N x N inputs."""
-    inputs = [helper.make_tensor_value_info(x, t, [N, N]) for x, t in (("a", a_type), ("b", b_type))]
-    out = helper.make_tensor_value_info("y", out_type, [N, N])
-    graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["y"])], "g", inputs, [out])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def median_s(call: Callable[[], object], calls: int = 40) -> float:
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def matmul_fp32(a: np.ndarray, b: np.ndarray) -> Any:
+    """One ONNX Runtime fp32 MatMul call of ``a @ b`` (1 thread) as a closure."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "fp32",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [N, N]) for x in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [N, N])],
+    )  # fmt: skip
+    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return lambda: sess.run(None, {"a": a, "b": b})
 
 
 def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    gop = 2 * N**3 / 1e9
-    int8 = session("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32)
-    a8 = rng.integers(0, 255, (N, N), dtype=np.uint8)
-    b8 = rng.integers(-127, 127, (N, N), dtype=np.int8)
-    print("onnxruntime int8 GOP/s", round(gop / median_s(lambda: int8.run(None, {"a": a8, "b": b8})), 1))
-    fp32 = session("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT)
     a, b = rng.random((N, N), dtype=np.float32), rng.random((N, N), dtype=np.float32)
-    print("onnxruntime fp32 GFLOP/s", round(gop / median_s(lambda: fp32.run(None, {"a": a, "b": b})), 1))
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    print("torch fp32 GFLOP/s", round(gop / median_s(lambda: ta @ tb), 1))
+    calls = {
+        "onnxruntime int8 GOP/s": matmul_integer(N, N, N, threads=1),
+        "onnxruntime fp32 GFLOP/s": matmul_fp32(a, b),
+        "torch fp32 GFLOP/s": lambda: ta @ tb,
+    }
+    gop = 2 * N**3 / 1e9
+    for name, times in timed_loop(calls, rounds=40, seed=0).items():
+        print(name, round(gop / float(np.median(times["cpu"])), 1))
     print("onnxruntime", ort.__version__, "torch", torch.__version__)
 
 
