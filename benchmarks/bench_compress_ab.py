@@ -80,7 +80,8 @@ def main() -> None:
         "validation_agreement_with_teacher": agreement,
         "wall_s": time.time() - t0, "cpu_s": time.process_time() - c0,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "command": "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_compress_ab.py " + " ".join(sys.argv[1:]),
+        "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} nice -n {os.nice(0)} .venv/bin/python benchmarks/bench_compress_ab.py "
+        + " ".join(sys.argv[1:]),
         "load_average_start": load0, "load_average_end": os.getloadavg(),
         "versions": {"torch": torch.__version__},
     }  # fmt: skip
