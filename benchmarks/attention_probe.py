@@ -70,12 +70,13 @@ def layer_calls(heads: int, rng: np.random.Generator) -> dict[str, Any]:
     fp32 = _session(
         [helper.make_node("Attention", ["x", "w", "b", "m"], ["y"], domain=MS, num_heads=heads)], [w, bias], [x_in, m_in]
     )  # fmt: skip
-    int8 = _session(
-        [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
-         helper.make_node("QAttention", ["xq", "w8", "b", "xs", "s", "m", "xz", "z"], ["y"], domain=MS,
-                          num_heads=heads)],
-        [w8, bias, scale, zero], [x_in, m_in],
-    )  # fmt: skip
+    qattention = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        helper.make_node("QAttention", ["xq", "w8", "b", "xs", "s", "m", "xz", "z"], ["y"], domain=MS,
+                         num_heads=heads),
+    ]  # fmt: skip
+    int8 = _session(qattention, [w8, bias, scale, zero], [x_in, m_in])
+    int8_kept = _session(qattention, [w8, bias, scale, zero], [x_in, m_in], flush=False)
     qkv32 = _session([helper.make_node("MatMul", ["x", "w"], ["y"])], [w], [x_in])
     qkv8 = _session(
         [helper.make_node("DynamicQuantizeMatMul", ["x", "w8", "s", "z", "b"], ["y"], domain=MS)],
@@ -85,12 +86,6 @@ def layer_calls(heads: int, rng: np.random.Generator) -> dict[str, Any]:
         helper.make_node("MultiHeadAttention", ["q", "k", "v", "", "m"], ["y"], domain=MS, num_heads=heads)
     ]
     masked, kept = _session(mha, [], [*qkv_in, m_in]), _session(mha, [], [*qkv_in, m_in], flush=False)
-    int8_kept = _session(
-        [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
-         helper.make_node("QAttention", ["xq", "w8", "b", "xs", "s", "m", "xz", "z"], ["y"], domain=MS,
-                          num_heads=heads)],
-        [w8, bias, scale, zero], [x_in, m_in], flush=False,
-    )  # fmt: skip
     unmasked = _session(
         [helper.make_node("MultiHeadAttention", ["q", "k", "v"], ["y"], domain=MS, num_heads=heads)], [], qkv_in
     )  # fmt: skip

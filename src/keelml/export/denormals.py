@@ -34,6 +34,9 @@ _OR_BITS = bytes.fromhex("0FAE5C24F88B4424F8097C24F80FAE5424F8C3")
 _LOAD = bytes.fromhex("897C24F80FAE5424F8C3")
 
 
+_keep: list[mmap.mmap] = []  # the mapped pages, alive as long as the process
+
+
 def _mxcsr_functions() -> tuple[Callable[[int], int], Callable[[int], None]] | None:
     """(or_bits, load) as ctypes functions, or None where they cannot run."""
     if platform.machine().lower() not in ("x86_64", "amd64") or sys.platform == "win32":
@@ -46,17 +49,19 @@ def _mxcsr_functions() -> tuple[Callable[[int], int], Callable[[int], None]] | N
     base = ctypes.addressof(ctypes.c_char.from_buffer(page))
     or_bits = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32)(base)
     load = ctypes.CFUNCTYPE(None, ctypes.c_uint32)(base + len(_OR_BITS))
-    _keep.append(page)  # the functions live as long as the process
+    _keep.append(page)
     return or_bits, load
 
 
-_keep: list[mmap.mmap] = []
 _FUNCTIONS = _mxcsr_functions()
 SUPPORTED = _FUNCTIONS is not None
 
 
 class flushed:
     """Within the block, denormal inputs read as zero and denormal results become zero (this thread).
+
+    ``bits`` are the MXCSR bits set for the block (default flush-to-zero and denormals-are-zero); the
+    caller's state is restored on leaving it, error or not.
 
     >>> import numpy as np
     >>> tiny = np.float32(1e-39)  # a denormal float32
@@ -66,10 +71,14 @@ class flushed:
     (True, True)
     """
 
-    __slots__ = ("_old",)
+    __slots__ = ("_bits", "_old")
+
+    def __init__(self, bits: int = FTZ_DAZ) -> None:
+        self._bits = bits
+        self._old: int | None = None
 
     def __enter__(self) -> None:
-        self._old = _FUNCTIONS[0](FTZ_DAZ) if _FUNCTIONS is not None else None
+        self._old = _FUNCTIONS[0](self._bits) if _FUNCTIONS is not None else None
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -78,16 +87,6 @@ class flushed:
             _FUNCTIONS[1](self._old)
 
 
-class preserved:
+def preserved() -> flushed:
     """Restores this thread's floating-point control state after the block, whatever the block set."""
-
-    __slots__ = ("_old",)
-
-    def __enter__(self) -> None:
-        self._old = _FUNCTIONS[0](0) if _FUNCTIONS is not None else None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if _FUNCTIONS is not None and self._old is not None:
-            _FUNCTIONS[1](self._old)
+    return flushed(0)
