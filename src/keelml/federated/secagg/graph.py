@@ -15,6 +15,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+# Fresh per round from the OS CSPRNG, so no client can arrange to neighbour a target. Module-level so
+# a test can swap in a seeded random.Random: which ring a round draws decides whether a given dropout
+# pattern is survivable (docs/secure-aggregation.md, "Dropouts").
+_RING_RNG: random.Random = random.SystemRandom()
+
 
 def harary_graph(clients: Sequence[int], k: int) -> dict[int, frozenset[int]]:
     n = len(clients)
@@ -25,7 +30,7 @@ def harary_graph(clients: Sequence[int], k: int) -> dict[int, frozenset[int]]:
     if k % 2:
         raise ValueError(f"a sparse Harary graph needs an even k, got {k}")
     ring = list(clients)
-    random.SystemRandom().shuffle(ring)  # fresh per round, so no client can arrange to neighbour a target
+    _RING_RNG.shuffle(ring)
     half = k // 2
     return {
         ring[i]: frozenset(ring[(i + off) % n] for off in range(-half, half + 1) if off != 0)
