@@ -94,9 +94,12 @@ def test_window_cost_does_not_grow_with_the_reference() -> None:
         prof = build_profile(Frame(pd.DataFrame({"x": rng.normal(size=n)})), sample_size=100)
         det = ProfileDrift(prof, FeatureDriftConfig(seed=0))
         det.update(window)  # warm-up (imports)
-        start = time.perf_counter()
-        for _ in range(5):
-            det.reset()
-            det.update(window)
-        timings.append(time.perf_counter() - start)
+        runs = []
+        for _ in range(3):  # thread CPU time, best of 3: preemption and steal on a shared VM do not count
+            start = time.thread_time()
+            for _ in range(5):
+                det.reset()
+                det.update(window)
+            runs.append(time.thread_time() - start)
+        timings.append(min(runs))
     assert timings[1] < 3 * timings[0] + 0.05, timings

@@ -107,7 +107,9 @@ def test_the_reload_thread_polls_and_survives_a_registry_outage(tmp_path: Path) 
     config = ServeConfig(reload_seconds=0.05, log_flush_seconds=0.05)
     with TestClient(fake_app(tmp_path, source, config=config)) as client:
         source.fail = True
-        time.sleep(0.3)
+        deadline = time.time() + 5
+        while not client.get("/readyz").json()["last_reload_error"] and time.time() < deadline:
+            time.sleep(0.05)  # a poll (every 0.05 s) meets the outage
         ready = client.get("/readyz").json()
         assert ready["ready"] is True and "registry down" in ready["last_reload_error"]
         assert client.post("/v1/predict", json={"row": GOOD_ROW}).json()["model_version"] == 1

@@ -38,7 +38,10 @@ def test_rows_that_arrive_during_a_commit_wait_for_the_next_wake_up(
         time.sleep(0.005)
     writer.add([4])  # arrives during the commit, below flush_rows
     release.set()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not committed and time.monotonic() < deadline:  # the slow commit finishes
+        time.sleep(0.005)
+    time.sleep(0.3)  # time for a wrong second commit to happen
     assert committed == [3], "the row that came during the commit must wait for the next wake-up"
     writer.close()  # close writes everything left
     assert committed == [3, 1]

@@ -92,7 +92,9 @@ def test_dashboard_in_chromium(
 
     visit("/", "overview")
     page.click("header >> text=Lineage")
-    assert page.url.endswith("/lineage")
+    page.wait_for_url("**/lineage")  # click() returns once the navigation commits, before the page parses
+    page.wait_for_load_state("networkidle")
+    page.locator("#lineage g.node").first.wait_for()
     assert page.locator("#lineage g.node").count() >= 3  # dataset versions and the model
     for folder in shots:
         page.screenshot(path=str(folder / "lineage.png"), full_page=True)
