@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -239,6 +240,67 @@ def serve(lookup: Any, setup: float) -> None:
 # -- parent ---------------------------------------------------------------------------------------
 
 
+def child_keelml_index_offline(paths: dict[str, str], out: str) -> dict[str, Any]:
+    """keelml through its sorted key indexes (keelml.features.keyindex), saved under WORK/index.
+
+    The first call after the parent clears WORK/index builds and saves them (``build_seconds``, not in
+    ``seconds``); later calls load the saved ones. ``seconds`` is the lookup from reading the entity rows
+    to the joined table, as for the other engines.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from keelml.features import Entity, FeatureView
+    from keelml.features.keyindex import KeyIndex, indexed_point_in_time
+
+    pa.set_cpu_count(2)
+    pa.set_io_thread_count(2)
+    customer = Entity("customer", keys=("customer_id",))
+    views = [
+        FeatureView(
+            f"v{i}", entity=customer, source="s", timestamp="ts", ttl=TTL, features=tuple(FEATURES[i])
+        )
+        for i in range(2)
+    ]
+    before = proc_mb("VmRSS")
+    build_start, build_cpu0 = time.perf_counter(), time.process_time()
+    built = False
+    for i, view in enumerate(views):
+        folder = WORK / "index" / f"v{i}"
+        if KeyIndex.load(folder) is None:
+            columns = ["customer_id", "ts", *FEATURES[i]]
+            index = KeyIndex.build(pq.read_table(paths[f"v{i}"], columns=columns), view)
+            assert index is not None, "the benchmark's keys and times fit the packed key"
+            index.save(folder)
+            built = True
+    build_seconds, build_cpu = time.perf_counter() - build_start, time.process_time() - build_cpu0
+    start, cpu0 = time.perf_counter(), time.process_time()
+    indexes = [KeyIndex.load(WORK / "index" / f"v{i}") for i in range(2)]
+    rows = pq.read_table(paths["entities"])
+    defs = [
+        (v, ix, FEATURES[i]) for i, (v, ix) in enumerate(zip(views, indexes, strict=True)) if ix is not None
+    ]
+    n, kept = 0, []
+    for batch in indexed_point_in_time(rows, "event_time", defs):
+        n += batch.num_rows
+        if out:
+            kept.append(batch.select(["customer_id", "event_time", "f0", "f10"]))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    if out:
+        pq.write_table(pa.Table.from_batches(kept), out)
+    return {
+        "engine": "keelml-index",
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "built_index": built,
+        "build_seconds": build_seconds if built else 0.0,
+        "build_cpu_seconds": build_cpu if built else 0.0,
+        "peak_mb": proc_mb(),
+        "rss_before_mb": before,
+        "rows": n,
+    }
+
+
 def ensure_feast() -> str:
     """Build the Feast venv if it is missing; Feast's version."""
     if not FEAST_PY.exists():
@@ -280,6 +342,9 @@ def trial(engine: str, paths: dict[str, str], out: str, a: argparse.Namespace, t
     args += (
         ["--memory-limit", a.memory_limit] if engine == "keelml" else ["--feast-chunk", str(a.feast_chunk)]
     )
+    if engine == "keelml-index-cold":  # this trial builds the index: none may be left from before
+        shutil.rmtree(WORK / "index", ignore_errors=True)
+        args[3] = "keelml-index-offline"
     g = run_guarded(
         args,
         env={**os.environ, **ENV},
@@ -303,17 +368,25 @@ def trial(engine: str, paths: dict[str, str], out: str, a: argparse.Namespace, t
     return r
 
 
-def ratios(trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """Feast over keelml for each completed Feast run and each completed keelml run next to it."""
+def ratios(trials: list[dict[str, Any]], engine: str = "keelml") -> dict[str, Any]:
+    """Feast over ``engine`` for each completed Feast run and each completed ``engine`` run next to it
+    (with more engines in the sequence: every completed run of ``engine`` against every Feast run)."""
     import numpy as np
 
-    pairs = [
+    adjacent = [
         (t, trials[k])
         for j, t in enumerate(trials)
         for k in (j - 1, j + 1)
-        if t["engine"] == "feast" and 0 <= k < len(trials) and trials[k]["engine"] == "keelml"
+        if t["engine"] == "feast" and 0 <= k < len(trials) and trials[k]["engine"] == engine
         if t["completed"] and trials[k]["completed"]
     ]
+    everyone = [
+        (f, k)
+        for f in trials
+        for k in trials
+        if f["engine"] == "feast" and k["engine"] == engine and f["completed"] and k["completed"]
+    ]
+    pairs = adjacent if len({t["engine"] for t in trials}) <= 2 else everyone
     out: dict[str, Any] = {}
     for name, get in (
         ("timed_wall", lambda r: r["seconds"]),
@@ -338,7 +411,8 @@ def offline(a: argparse.Namespace) -> dict[str, Any]:
             e for i in range(a.pairs) for e in (("feast", "keelml") if i % 2 == 0 else ("keelml", "feast"))
         ]
     trials: list[dict[str, Any]] = []
-    outs = {e: str(WORK / f"pit-{e}.parquet") for e in ("feast", "keelml")}
+    outs = {e: str(WORK / f"pit-{e}.parquet") for e in ("feast", "keelml", "keelml-index")}
+    outs["keelml-index-cold"] = outs["keelml-index"]
     for i, engine in enumerate(sequence):
         r = trial(engine, small, outs[engine], a, f"{a.entities}x{a.rows}-{i}")
         r["position"] = i
@@ -349,7 +423,14 @@ def offline(a: argparse.Namespace) -> dict[str, Any]:
         big = {k: str(v) for k, v in make_inputs(a.full_entities, a.full_rows).items()}
         for i in range(a.full_trials):
             full.append(trial("keelml", big, "", a, f"full-{i}"))
-    both = all(Path(o).exists() for o in outs.values())
+    both = all(Path(outs[e]).exists() for e in ("feast", "keelml"))
+    feast_s = [t["seconds"] for t in trials if t["engine"] == "feast" and t["completed"]]
+    first_calls = [  # a cold keelml-index call: building the index, then the lookup
+        {"build_seconds": t["build_seconds"], "lookup_seconds": t["seconds"],
+         "total_seconds": t["build_seconds"] + t["seconds"],
+         "feast_over_total": [f / (t["build_seconds"] + t["seconds"]) for f in feast_s]}
+        for t in trials if t["engine"] == "keelml-index" and t["completed"] and t.get("built_index")
+    ]  # fmt: skip
     return {
         "entities": a.entities,
         "feature_rows": a.rows,
@@ -358,7 +439,19 @@ def offline(a: argparse.Namespace) -> dict[str, Any]:
         "limits": {k: getattr(a, k) for k in ("max_rss_gb", "max_minutes", "min_available_gb")},
         "trials": trials,
         "ratio_feast_over_keelml": ratios(trials),
+        "ratio_feast_over_keelml_index": ratios(trials, "keelml-index"),
         "agreement": agreement(outs["feast"], outs["keelml"]) if both else "not compared: output missing",
+        "agreement_keelml_index": (
+            agreement(outs["feast"], outs["keelml-index"])
+            if Path(outs["feast"]).exists() and Path(outs["keelml-index"]).exists()
+            else "not compared: output missing"
+        ),
+        "agreement_keelml_index_vs_keelml": (
+            agreement(outs["keelml"], outs["keelml-index"])
+            if Path(outs["keelml"]).exists() and Path(outs["keelml-index"]).exists()
+            else "not compared: output missing"
+        ),
+        "keelml_index_first_calls": first_calls,
         "keelml_full": {"entities": a.full_entities, "feature_rows": a.full_rows, "trials": full},
     }
 
@@ -460,6 +553,8 @@ def main() -> None:
             print(json.dumps(child_feast_offline(json.loads(a.paths), a.out, a.feast_chunk)))
         elif a.child == "keelml-offline":
             print(json.dumps(child_keelml_offline(json.loads(a.paths), a.out, a.memory_limit)))
+        elif a.child == "keelml-index-offline":
+            print(json.dumps(child_keelml_index_offline(json.loads(a.paths), a.out)))
         elif a.child == "feast-online":
             child_feast_online(a.paths)
         else:

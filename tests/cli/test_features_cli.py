@@ -57,6 +57,10 @@ def test_apply_list_retrieve_materialize_get_parity(fdir: Path, keel: Callable[.
     got = keel("-w", fdir, "features", "retrieve", "requests", "-f", "amount,amount_per_item", "-o", "train")
     assert got.code == 0, got.err
     assert "train@1" in got.out
+    fast = keel("-w", fdir, "features", "retrieve", "requests", "-f", "amount,amount_per_item", "-o", "train",
+                "--index")  # fmt: skip
+    assert fast.code == 0, fast.err
+    assert "train@1" in fast.out  # the same rows, so the same version (identical data is not re-added)
     mat = keel("-w", fdir, "features", "materialize", "--now", NOW, "--json")
     assert mat.code == 0 and json.loads(mat.out)[0]["entities_written"] == 20
     one = keel(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from keelml.core.config import resolve_sqlite_url
 from keelml.core.refs import DatasetRef
@@ -17,6 +19,7 @@ from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
 from keelml.features.compute import apply_derived, plan_derived
 from keelml.features.definitions import DerivedFeature, FeatureRepo, FeatureView
+from keelml.features.keyindex import FORMAT, KeyIndex, indexed_point_in_time, unsupported
 from keelml.features.materialize import (
     MaterializeResult,
     ViewMaterialization,
@@ -149,11 +152,15 @@ class FeatureStore:
         batch_rows: int = 100_000,
         threads: int | None = None,
         memory_limit: str | None = None,
+        index: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the entity rows joined with ``features`` as of each row's ``timestamp``.
 
         Entity rows and feature sources are scanned by DuckDB from their Parquet files; it spills to
         ``.keel/tmp/duckdb`` past ``memory_limit`` (default 1GB), and batches come out in row order.
+        With ``index=True`` each view is read through its sorted key index instead (built once per
+        source version under ``.keel/features/index``; same answer, no join: ``keelml.features.keyindex``)
+        when every view has one integer key; otherwise the ASOF JOIN runs.
         """
         stored, derived = plan_derived(self.repo, features)
         wanted = [f.split(":", 1)[-1] for f in features]
@@ -161,20 +168,72 @@ class FeatureStore:
         inputs = [(view, self.scan(view), cols) for view, cols in self._views_for(stored)]
         fetched = {c for _, _, cols in inputs for c in cols}
         keys = [k for v, _, _ in inputs for k in v.entity.keys]
+        indexed = self._indexed(rows, inputs) if index else None
+        if indexed is not None:
+            table, by_index = indexed
+            batches = indexed_point_in_time(table, timestamp, by_index, batch_rows=batch_rows)
+        else:
+            batches = point_in_time(
+                rows,
+                timestamp,
+                inputs,
+                batch_rows=batch_rows,
+                threads=threads,
+                memory_limit=memory_limit,
+                temp_directory=self._spill_dir(),
+            )
         offset = 0
-        for batch in point_in_time(
-            rows,
-            timestamp,
-            inputs,
-            batch_rows=batch_rows,
-            threads=threads,
-            memory_limit=memory_limit,
-            temp_directory=self._spill_dir(),
-        ):
+        for batch in batches:
             table = apply_derived(pa.Table.from_batches([batch]), derived, keys=keys, offset=offset)
             offset += batch.num_rows
             entity_cols = [c for c in batch.schema.names if c not in fetched]
             yield from table.select([*entity_cols, *wanted]).to_batches()
+
+    def _indexed(
+        self, rows: Source, inputs: Sequence[tuple[FeatureView, Source, list[str]]]
+    ) -> tuple[pa.Table, list[tuple[FeatureView, KeyIndex, list[str]]]] | None:
+        """The entity rows as arrow and each view's key index (built once per source version), or
+        None when a view or the rows' key column does not suit the index (the ASOF JOIN runs then)."""
+        table = rows if isinstance(rows, pa.Table) else pq.read_table(list(rows.paths))
+        out = []
+        for view, source, cols in inputs:
+            key = view.entity.keys[0]
+            if key not in table.column_names or not pa.types.is_integer(table.schema.field(key).type):
+                return None
+            if pa.types.is_uint64(table.schema.field(key).type):
+                return None
+            index = self.key_index(view, source)
+            if index is None:
+                return None
+            out.append((view, index, cols))
+        return table, out
+
+    def key_index(self, view: FeatureView, source: Source | None = None) -> KeyIndex | None:
+        """The sorted key index of ``view``'s current source version, built and saved on first use.
+
+        None when the view does not suit one (``keyindex.unsupported``, or keys and times too wide).
+        """
+        ref, _ = self._source(view)
+        config = json.dumps([FORMAT, view.entity.keys, view.timestamp, view.features], sort_keys=True)
+        tag = hashlib.sha256(f"{ref.digest}|{config}".encode()).hexdigest()[:24]
+        folder = self._ws.storage_root / "features" / "index" / f"{view.name}-{tag}"
+        index = KeyIndex.load(folder)
+        if index is not None:
+            return index
+        src = source if source is not None else self.scan(view)
+        columns = [*view.entity.keys, view.timestamp, *view.features]
+        table = (
+            src.select(columns)
+            if isinstance(src, pa.Table)
+            else pq.read_table(list(src.paths), columns=columns)
+        )
+        if unsupported(view, table.schema):
+            return None
+        built = KeyIndex.build(table, view)
+        if built is None:
+            return None
+        built.save(folder)
+        return KeyIndex.load(folder) or built
 
     def get_historical_features(
         self,
@@ -183,10 +242,13 @@ class FeatureStore:
         *,
         timestamp: str = "event_time",
         batch_rows: int = 100_000,
+        index: bool = False,
     ) -> pa.Table:
         """The entity rows with point-in-time correct feature values (in the rows' order)."""
         batches = list(
-            self.iter_historical(entity_rows, features, timestamp=timestamp, batch_rows=batch_rows)
+            self.iter_historical(
+                entity_rows, features, timestamp=timestamp, batch_rows=batch_rows, index=index
+            )
         )
         schema = batches[0].schema if batches else None
         return pa.Table.from_batches(batches, schema=schema)
@@ -201,11 +263,13 @@ class FeatureStore:
         label: str | None = None,
         batch_rows: int = 100_000,
         memory_limit: str | None = None,
+        index: bool = False,
     ) -> DatasetRef:
         """Retrieve features for ``entity_rows`` and store the result as a new dataset version.
 
         The result is streamed to the new version ``batch_rows`` rows at a time (DuckDB keeps its
         join under ``memory_limit``, default 1GB); a failure part way leaves no version behind.
+        ``index=True``: as in :meth:`iter_historical`.
 
         Lineage: an edge ``features`` from the entity dataset (if named) and each source version.
         """
@@ -218,7 +282,12 @@ class FeatureStore:
                 sources.add(f"feature_view:{view.name}@{node[0]}")
         # streamed: each joined batch is written and dropped; one commit once the last is written
         batches = self.iter_historical(
-            rows, features, timestamp=timestamp, batch_rows=batch_rows, memory_limit=memory_limit
+            rows,
+            features,
+            timestamp=timestamp,
+            batch_rows=batch_rows,
+            memory_limit=memory_limit,
+            index=index,
         )
         ref: DatasetRef = self._ws.datasets.add_batches(
             name, batches, label=label, time=timestamp, source_name=f"features:{','.join(features)}"

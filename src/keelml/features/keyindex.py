@@ -1,0 +1,187 @@
+"""Point-in-time retrieval through a sorted key index per feature-view source version.
+
+A dataset version never changes, so its feature rows can be indexed once: each row's (entity key,
+event time) packed into one int64 and sorted (stable, so ties keep storage order), the permutation
+back to storage order, and an uncompressed Arrow IPC copy of the view's features that is memory-mapped
+when read. A retrieval then sorts the entity rows' packed keys, finds each one's latest row at or
+before T with a binary search, drops matches past the ttl, and takes the matched rows' features: the
+same answer as the ASOF JOIN of ``keelml.features.offline`` (ties go to the row stored last), without
+sorting or decoding the view's rows again (benchmarks/results/features.md, session 10).
+
+The index serves a view whose entity has one integer key and whose (key range, time span) fit 62 bits;
+``unsupported`` says why another cannot, and the caller falls back to the ASOF JOIN.
+
+>>> import datetime as dt
+>>> from keelml.features.definitions import Entity, FeatureView
+>>> v = FeatureView("v", entity=Entity("c", keys=("cid",)), source="s", timestamp="ts",
+...                 ttl=dt.timedelta(days=1), features=("x",))
+>>> t = lambda d: dt.datetime(2024, 1, d, tzinfo=dt.UTC)
+>>> index = KeyIndex.build(pa.table({"cid": [1, 1], "ts": [t(1), t(3)], "x": [10.0, 30.0]}), v)
+>>> rows = pa.table({"cid": [1, 1, 1, 2], "at": [t(1), t(2), t(5), t(2)]})
+>>> out = pa.Table.from_batches(list(indexed_point_in_time(rows, "at", [(v, index, ["x"])])))
+>>> out.column("x").to_pylist()  # day 5 is past the 1-day ttl of day 3; customer 2 has no rows
+[10.0, 10.0, None, None]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+from keelml.features.definitions import FeatureNameConflictError, FeatureView
+from keelml.features.offline import check_entity_rows, utc
+
+FORMAT = 1  # bump when the files change: an index of another format is rebuilt
+_MAX_BITS = 62  # packed keys stay positive in an int64
+
+
+def unsupported(view: FeatureView, schema: pa.Schema) -> str | None:
+    """Why the index cannot serve ``view`` over a source of ``schema``; None when it can."""
+    if len(view.entity.keys) != 1:
+        return f"entity {view.entity.name!r} has {len(view.entity.keys)} key columns (the index packs one)"
+    key = view.entity.keys[0]
+    if key not in schema.names or not pa.types.is_integer(schema.field(key).type):
+        return f"key {key!r} is not an integer column"
+    if pa.types.is_uint64(schema.field(key).type):
+        return f"key {key!r} is uint64 (values past 2^63 do not fit the packed key)"
+    return None
+
+
+@dataclass(frozen=True)
+class KeyIndex:
+    """A view version's rows sorted by (key, event time); ``features`` in storage order."""
+
+    keys: npt.NDArray[np.int64]  # ((key - key_low) << time_bits) | (time - time_low), sorted
+    positions: npt.NDArray[np.int64]  # the stored position of each sorted entry
+    key_low: int
+    time_low: int
+    time_bits: int
+    features: pa.Table
+
+    @classmethod
+    def build(cls, source: pa.Table, view: FeatureView) -> KeyIndex | None:
+        """The index of ``source`` (the view's key, timestamp and features), or None if it cannot fit."""
+        if unsupported(view, source.schema):
+            return None
+        key = source.column(view.entity.keys[0]).to_numpy(zero_copy_only=False)
+        times = utc(source.column(view.timestamp)).cast(pa.int64())
+        valid = ~np.asarray(pc.is_null(source.column(view.entity.keys[0])), bool)
+        valid &= ~np.asarray(pc.is_null(times), bool)  # rows without key or time never match
+        kept = np.flatnonzero(valid)
+        key = np.asarray(key[kept], dtype=np.int64)
+        t = np.asarray(pc.fill_null(times, 0).to_numpy(zero_copy_only=False), dtype=np.int64)[kept]
+        features = source.select(list(view.features))
+        if not len(kept):
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), 0, 0, 0, features)
+        key_low, time_low = int(key.min()), int(t.min())
+        time_bits = (int(t.max()) - time_low + 1).bit_length()
+        if (int(key.max()) - key_low).bit_length() + time_bits > _MAX_BITS:
+            return None
+        packed = ((key - key_low) << time_bits) | (t - time_low)
+        order = np.argsort(packed, kind="stable")
+        return cls(packed[order], kept[order].astype(np.int64), key_low, time_low, time_bits, features)
+
+    def match(self, key: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], at_us: npt.NDArray[np.int64],
+              ttl_us: int) -> npt.NDArray[np.int64]:  # fmt: skip
+        """The stored position of each query's latest row at or before ``at_us`` within the ttl; -1: none."""
+        if not len(self.keys):
+            return np.full(len(key), -1, np.int64)
+        rel_key = key - self.key_low
+        rel_t = at_us - self.time_low
+        ok = known & (rel_key >= 0) & (rel_t >= 0)
+        ok &= rel_key < (1 << (_MAX_BITS - self.time_bits))
+        query = (np.where(ok, rel_key, 0) << self.time_bits) | np.clip(rel_t, 0, (1 << self.time_bits) - 1)
+        order = np.argsort(query, kind="stable")  # sorted queries make the binary searches walk forward
+        found = np.empty(len(query), np.int64)
+        found[order] = np.searchsorted(self.keys, query[order], side="right") - 1
+        hit = self.keys[np.maximum(found, 0)]
+        hit_t = (hit & ((1 << self.time_bits) - 1)) + self.time_low
+        ok &= (found >= 0) & ((hit >> self.time_bits) == rel_key) & (at_us - hit_t <= ttl_us)
+        return np.where(ok, self.positions[np.maximum(found, 0)], -1)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Write to ``folder`` atomically: a reader sees the whole index or none."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            np.save(tmp / "keys.npy", self.keys)
+            np.save(tmp / "positions.npy", self.positions)
+            feather.write_feather(self.features, tmp / "features.arrow", compression="uncompressed")
+            meta = {"format": FORMAT, "key_low": self.key_low, "time_low": self.time_low,
+                    "time_bits": self.time_bits, "rows": self.features.num_rows}  # fmt: skip
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            os.replace(tmp, folder)  # fails if another process got there first: theirs is as good
+        except OSError:
+            if not (folder / "meta.json").exists():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> KeyIndex | None:
+        """The index saved in ``folder``; None when absent, of another format, or damaged."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            if meta.get("format") != FORMAT:
+                return None
+            features = feather.read_table(folder / "features.arrow", memory_map=True)
+            keys = np.load(folder / "keys.npy", mmap_mode="r")
+            positions = np.load(folder / "positions.npy", mmap_mode="r")
+        except (OSError, ValueError, KeyError, pa.ArrowInvalid):
+            return None
+        if features.num_rows != meta["rows"] or len(keys) != len(positions):
+            return None
+        return cls(
+            keys, positions, int(meta["key_low"]), int(meta["time_low"]), int(meta["time_bits"]), features
+        )
+
+
+def indexed_point_in_time(
+    rows: pa.Table,
+    timestamp: str,
+    views: Sequence[tuple[FeatureView, KeyIndex, list[str]]],
+    *,
+    batch_rows: int = 100_000,
+) -> Iterator[pa.RecordBatch]:
+    """``offline.point_in_time`` through key indexes: the entity rows (in order) with each view's columns."""
+    keys = list(dict.fromkeys(k for view, _, _ in views for k in view.entity.keys))
+    rows = check_entity_rows(rows, timestamp, keys)
+    clash = [c for _, _, cols in views for c in cols if c in rows.column_names]
+    if clash:
+        raise FeatureNameConflictError(
+            "the entity rows already have columns named like requested features",
+            received=", ".join(clash),
+            fix="rename or drop those columns of the entity rows",
+        )
+    at = np.asarray(rows.column(timestamp).cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    out: dict[str, Any] = {name: rows.column(name) for name in rows.column_names}
+    for view, index, cols in views:
+        column = rows.column(view.entity.keys[0])
+        known = ~np.asarray(pc.is_null(column), bool)
+        key = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), np.int64)
+        found = index.match(key, known, at, int(view.ttl.total_seconds() * 1_000_000))
+        if not index.features.num_rows:  # nothing to take from: every value is missing
+            found = np.full(len(found), -1, np.int64)
+            taken = pa.table({c: pa.nulls(len(found), index.features.schema.field(c).type) for c in cols})
+        else:
+            taken = index.features.select(cols).take(pa.array(np.maximum(found, 0)))
+        missing = pa.array(found < 0)
+        for name in cols:
+            out[name] = pc.if_else(
+                missing, pa.scalar(None, taken.schema.field(name).type), taken.column(name)
+            )
+    yield from pa.table(out).to_batches(max_chunksize=batch_rows)
