@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +210,8 @@ class FeatureStore:
         return table, out
 
     def key_index(self, view: FeatureView, source: Source | None = None) -> KeyIndex | None:
-        """The sorted key index of ``view``'s current source version, built and saved on first use.
+        """The sorted key index of ``view``'s current source version, built and saved on first use
+        (replacing the view's index of an older version or config).
 
         None when the view does not suit one (``keyindex.unsupported``, or keys and times too wide).
         """
@@ -233,6 +235,13 @@ class FeatureStore:
         if built is None:
             return None
         built.save(folder)
+        for old in folder.parent.iterdir():  # the view reads its source's latest version only
+            if (
+                old != folder
+                and old.name.rpartition("-")[0] == view.name
+                and len(old.name) == len(folder.name)
+            ):
+                shutil.rmtree(old, ignore_errors=True)  # a reader that has it mapped keeps its files
         return KeyIndex.load(folder) or built
 
     def get_historical_features(
