@@ -145,42 +145,56 @@ def child_feast_online(path: str) -> None:
 # -- keelml (runs in .venv) -----------------------------------------------------------------------
 
 
-def child_keelml_offline(paths: dict[str, str], out: str, memory_limit: str) -> dict[str, Any]:
+def bench_views() -> list[Any]:
+    """The two feature views of the workload, with Arrow held to this machine's 2 threads."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from keelml.features import Entity, FeatureView, ParquetFiles, point_in_time
+    from keelml.features import Entity, FeatureView
 
     pa.set_cpu_count(2)
     pa.set_io_thread_count(2)
     customer = Entity("customer", keys=("customer_id",))
-    defs = [
-        (
-            FeatureView(
-                f"v{i}", entity=customer, source="s", timestamp="ts", ttl=TTL, features=tuple(FEATURES[i])
-            ),
-            ParquetFiles((paths[f"v{i}"],)),
-            FEATURES[i],
+    return [
+        FeatureView(
+            f"v{i}", entity=customer, source="s", timestamp="ts", ttl=TTL, features=tuple(FEATURES[i])
         )
         for i in range(2)
     ]
-    before = proc_mb("VmRSS")
-    start, cpu0 = time.perf_counter(), time.process_time()
+
+
+def drain(batches: Any, out: str, start: float, cpu0: float) -> tuple[int, float, float]:
+    """Consume a retrieval's batches (the timed part ends with the last); rows, wall s, CPU s.
+
+    With ``out``, a few columns are kept and written afterwards for the agreement check."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     n, kept = 0, []
-    for batch in point_in_time(
-        ParquetFiles((paths["entities"],)),
-        "event_time",
-        defs,
-        threads=2,
-        memory_limit=memory_limit,
-        temp_directory=str(WORK / "spill"),
-    ):
+    for batch in batches:
         n += batch.num_rows
         if out:
             kept.append(batch.select(["customer_id", "event_time", "f0", "f10"]))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     if out:
         pq.write_table(pa.Table.from_batches(kept), out)
+    return n, seconds, cpu
+
+
+def child_keelml_offline(paths: dict[str, str], out: str, memory_limit: str) -> dict[str, Any]:
+    from keelml.features import ParquetFiles, point_in_time
+
+    defs = [(view, ParquetFiles((paths[f"v{i}"],)), FEATURES[i]) for i, view in enumerate(bench_views())]
+    before = proc_mb("VmRSS")
+    start, cpu0 = time.perf_counter(), time.process_time()
+    batches = point_in_time(
+        ParquetFiles((paths["entities"],)),
+        "event_time",
+        defs,
+        threads=2,
+        memory_limit=memory_limit,
+        temp_directory=str(WORK / "spill"),
+    )
+    n, seconds, cpu = drain(batches, out, start, cpu0)
     return {
         "engine": "keelml",
         "seconds": seconds,
@@ -247,21 +261,11 @@ def child_keelml_index_offline(paths: dict[str, str], out: str) -> dict[str, Any
     ``seconds``); later calls load the saved ones. ``seconds`` is the lookup from reading the entity rows
     to the joined table, as for the other engines.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from keelml.features import Entity, FeatureView
     from keelml.features.keyindex import KeyIndex, indexed_point_in_time
 
-    pa.set_cpu_count(2)
-    pa.set_io_thread_count(2)
-    customer = Entity("customer", keys=("customer_id",))
-    views = [
-        FeatureView(
-            f"v{i}", entity=customer, source="s", timestamp="ts", ttl=TTL, features=tuple(FEATURES[i])
-        )
-        for i in range(2)
-    ]
+    views = bench_views()
     before = proc_mb("VmRSS")
     build_start, build_cpu0 = time.perf_counter(), time.process_time()
     built = False
@@ -280,14 +284,7 @@ def child_keelml_index_offline(paths: dict[str, str], out: str) -> dict[str, Any
     defs = [
         (v, ix, FEATURES[i]) for i, (v, ix) in enumerate(zip(views, indexes, strict=True)) if ix is not None
     ]
-    n, kept = 0, []
-    for batch in indexed_point_in_time(rows, "event_time", defs):
-        n += batch.num_rows
-        if out:
-            kept.append(batch.select(["customer_id", "event_time", "f0", "f10"]))
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    if out:
-        pq.write_table(pa.Table.from_batches(kept), out)
+    n, seconds, cpu = drain(indexed_point_in_time(rows, "event_time", defs), out, start, cpu0)
     return {
         "engine": "keelml-index",
         "seconds": seconds,
