@@ -73,6 +73,32 @@ def test_the_index_gives_the_asof_joins_answer(seed: int, ttl_hours: int) -> Non
     assert 0 < got.column("n").null_count < rows.num_rows  # some rows matched, some did not
 
 
+def test_wide_keys_with_nulls_and_other_feature_types_match_the_join() -> None:
+    at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    big = 2**60  # past float64's 2^53: a null in the key column must not turn the keys into floats
+    v = FeatureView("v", entity=ENTITY, source="s", timestamp="ts", ttl=dt.timedelta(days=2),
+                    features=("s", "b", "d", "ls"))  # fmt: skip
+    source = pa.table(
+        {
+            "cid": pa.array([big, big + 1, None, big], pa.int64()),
+            "ts": pa.array([at, at + dt.timedelta(hours=1), at, None], pa.timestamp("ms", "UTC")),
+            "s": ["a", "b", "c", "d"],
+            "b": [True, False, None, True],
+            "d": pa.array([dt.date(2024, 1, 1)] * 4),
+            "ls": pa.array(["x", "y", "z", "w"], pa.large_string()),
+        }
+    )
+    rows = pa.table(
+        {"cid": pa.array([big, big + 1, big + 2, None], pa.int64()), "at": [at + dt.timedelta(hours=5)] * 4}
+    )
+    want = pa.Table.from_batches(list(point_in_time(rows, "at", [(v, source, list(v.features))])))
+    index = KeyIndex.build(source, v)
+    assert index is not None
+    got = pa.Table.from_batches(list(indexed_point_in_time(rows, "at", [(v, index, list(v.features))])))
+    assert got.schema == want.schema and got.to_pylist() == want.to_pylist()
+    assert got.column("s").to_pylist() == ["a", "b", None, None]
+
+
 def test_exact_ttl_edge_and_ties_go_to_the_row_stored_last() -> None:
     at = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
     source = pa.table({"cid": [1, 1, 1], "ts": [at, at, at - dt.timedelta(hours=1)], "x": [1.0, 2.0, 3.0],

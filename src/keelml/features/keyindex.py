@@ -75,12 +75,13 @@ class KeyIndex:
         """The index of ``source`` (the view's key, timestamp and features), or None if it cannot fit."""
         if unsupported(view, source.schema):
             return None
-        key = source.column(view.entity.keys[0]).to_numpy(zero_copy_only=False)
+        column = source.column(view.entity.keys[0])
         times = utc(source.column(view.timestamp)).cast(pa.int64())
-        valid = ~np.asarray(pc.is_null(source.column(view.entity.keys[0])), bool)
+        valid = ~np.asarray(pc.is_null(column), bool)
         valid &= ~np.asarray(pc.is_null(times), bool)  # rows without key or time never match
         kept = np.flatnonzero(valid)
-        key = np.asarray(key[kept], dtype=np.int64)
+        # filled before leaving arrow: with nulls to_numpy gives float64, which rounds keys past 2^53
+        key = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), dtype=np.int64)[kept]
         t = np.asarray(pc.fill_null(times, 0).to_numpy(zero_copy_only=False), dtype=np.int64)[kept]
         features = source.select(list(view.features))
         if not len(kept):
@@ -184,4 +185,16 @@ def indexed_point_in_time(
             out[name] = pc.if_else(
                 missing, pa.scalar(None, taken.schema.field(name).type), taken.column(name)
             )
-    yield from pa.table(out).to_batches(max_chunksize=batch_rows)
+    yield from _as_the_join_types(pa.table(out)).to_batches(max_chunksize=batch_rows)
+
+
+def _as_the_join_types(table: pa.Table) -> pa.Table:
+    """Column types as DuckDB hands them back from the ASOF JOIN, so both paths give one schema."""
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        kind = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}.get(kind, kind)
+        if kind != field.type:
+            table = table.set_column(i, field.name, table.column(i).cast(kind))
+    return table
