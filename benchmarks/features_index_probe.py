@@ -1,6 +1,8 @@
 """Would a sorted key index per feature-view version make point-in-time retrieval >= 100x Feast? A probe.
 
-Not a keelml feature: an experiment that measures one candidate design against the engine keelml ships
+Kept to reproduce features-index-probe.json; the design it tested is now keelml.features.keyindex
+(`index=True`), measured against Feast by bench_features_feast.py (runs J-K). The probe was an
+experiment that measured one candidate design against the engine keelml ships
 (DuckDB ASOF JOIN, ``keelml.features.point_in_time``) on the issue's workload (bench_features.make_inputs:
 1,000,000 entity rows, two views of 5,000,000 rows x 10 float features, 100,000 customers, ttl 7 days).
 

@@ -168,6 +168,10 @@ def test_the_workspace_builds_the_index_once_per_source_version(
     again = fws.features.get_historical_features(rows, ["amount"], index=True)
     assert again.column("amount").to_pylist() == joined.column("amount").to_pylist()
     monkeypatch.undo()
+    (folders[0] / "meta.json").write_text("{damaged")  # a damaged index is rebuilt in place
+    fixed = fws.features.get_historical_features(rows, ["amount"], index=True)
+    assert fixed.column("amount").to_pylist() == joined.column("amount").to_pylist()
+    assert KeyIndex.load(folders[0]) is not None
     fws.datasets.add("orders", orders_table(seed=9), time="ts", id="order_id")  # a new version: a new index
     newer = fws.features.get_historical_features(rows, ["amount"], index=True)
     assert newer.to_pylist() == fws.features.get_historical_features(rows, ["amount"]).to_pylist()

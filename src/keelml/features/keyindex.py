@@ -47,6 +47,11 @@ FORMAT = 1  # bump when the files change: an index of another format is rebuilt
 _MAX_BITS = 62  # packed keys stay positive in an int64
 
 
+def packable(kind: pa.DataType) -> bool:
+    """An integer type whose every value fits the packed int64 key (uint64's may not)."""
+    return pa.types.is_integer(kind) and not pa.types.is_uint64(kind)
+
+
 def unsupported(view: FeatureView, schema: pa.Schema) -> str | None:
     """Why the index cannot serve ``view`` over a source of ``schema``; None when it can."""
     if len(view.entity.keys) != 1:
@@ -54,7 +59,7 @@ def unsupported(view: FeatureView, schema: pa.Schema) -> str | None:
     key = view.entity.keys[0]
     if key not in schema.names or not pa.types.is_integer(schema.field(key).type):
         return f"key {key!r} is not an integer column"
-    if pa.types.is_uint64(schema.field(key).type):
+    if not packable(schema.field(key).type):
         return f"key {key!r} is uint64 (values past 2^63 do not fit the packed key)"
     return None
 

@@ -20,7 +20,7 @@ from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
 from keelml.features.compute import apply_derived, plan_derived
 from keelml.features.definitions import DerivedFeature, FeatureRepo, FeatureView
-from keelml.features.keyindex import FORMAT, KeyIndex, indexed_point_in_time, unsupported
+from keelml.features.keyindex import FORMAT, KeyIndex, indexed_point_in_time, packable, unsupported
 from keelml.features.materialize import (
     MaterializeResult,
     ViewMaterialization,
@@ -199,9 +199,7 @@ class FeatureStore:
         out = []
         for view, source, cols in inputs:
             key = view.entity.keys[0]
-            if key not in table.column_names or not pa.types.is_integer(table.schema.field(key).type):
-                return None
-            if pa.types.is_uint64(table.schema.field(key).type):
+            if key not in table.column_names or not packable(table.schema.field(key).type):
                 return None
             index = self.key_index(view, source)
             if index is None:
@@ -223,17 +221,19 @@ class FeatureStore:
         if index is not None:
             return index
         src = source if source is not None else self.scan(view)
+        schema = src.schema if isinstance(src, pa.Table) else pq.read_schema(src.paths[0])
+        if unsupported(view, schema):  # decided from the schema, before any row is read
+            return None
         columns = [*view.entity.keys, view.timestamp, *view.features]
         table = (
             src.select(columns)
             if isinstance(src, pa.Table)
             else pq.read_table(list(src.paths), columns=columns)
         )
-        if unsupported(view, table.schema):
-            return None
         built = KeyIndex.build(table, view)
         if built is None:
             return None
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged index in the way would block the rename
         built.save(folder)
         for old in folder.parent.iterdir():  # the view reads its source's latest version only
             if (
