@@ -195,3 +195,17 @@ def test_a_view_with_a_string_key_falls_back_to_the_join(tmp_path: Path) -> None
     finally:
         ws.features.close()
         ws.close()
+
+
+def test_bad_entity_rows_get_the_joins_errors_through_the_index(fws: Workspace) -> None:
+    from keelml.features import FeatureNameConflictError, MissingTimestampError
+
+    at = orders_table().column("ts")[0].as_py()
+    with pytest.raises(MissingTimestampError, match="no timestamp column"):
+        fws.features.get_historical_features(pa.table({"customer_id": [1]}), ["amount"], index=True)
+    nulls = pa.table({"customer_id": [1, 2], "event_time": pa.array([at, None], pa.timestamp("us", "UTC"))})
+    with pytest.raises(MissingTimestampError, match="1 entity rows have no timestamp"):
+        fws.features.get_historical_features(nulls, ["amount"], index=True)
+    clash = pa.table({"customer_id": [1], "event_time": [at], "amount": [1.0]})
+    with pytest.raises(FeatureNameConflictError):
+        fws.features.get_historical_features(clash, ["amount"], index=True)
