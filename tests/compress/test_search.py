@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from keelml import Workspace
 from keelml.compress import DistillConfig, FitSettings, PruneConfig
 from keelml.compress.pareto import Candidate, choose
-from keelml.core.errors import InvalidInputError
+from keelml.core.errors import ColumnNotFoundError, InvalidInputError, MissingDependencyError, NotFoundError
 from tests.compress.conftest import SLICES
 
 FIT = FitSettings(epochs=15, patience=5, learning_rate=1e-2)
@@ -72,15 +75,33 @@ def _has_alias(ws: Workspace) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("kw", "match"),
-    [({"accuracy_budget": 1.5}, "accuracy budget"), ({"latency_target_ms": 0}, "latency target"),
-     ({"methods": ["shrink"]}, "unknown compression method")],
+    ("kw", "error", "match"),
+    [({"accuracy_budget": 1.5}, InvalidInputError, "accuracy budget"),
+     ({"latency_target_ms": 0}, InvalidInputError, "latency target"),
+     ({"methods": ["shrink"]}, InvalidInputError, "unknown compression method"),
+     ({"hardware": "gpu-9000"}, NotFoundError, "no hardware profile 'gpu-9000'"),
+     ({"batch_size": 0}, InvalidInputError, "invalid benchmark settings"),
+     ({"seq": -1}, InvalidInputError, "invalid benchmark settings"),
+     ({"rounds": 2}, InvalidInputError, "rounds >= 3"),
+     ({"transfer": pa.table({"x": [1.0]})}, ColumnNotFoundError, "transfer rows lack input columns")],
 )  # fmt: skip
 def test_bad_search_settings_are_refused_before_any_work(
-    compress_ws: Workspace, kw: dict[str, object], match: str
+    compress_ws: Workspace, kw: dict[str, object], error: type[Exception], match: str
 ) -> None:
-    with pytest.raises(InvalidInputError, match=match):
-        compress_ws.compress.run("loan-clf@1", **kw)
+    before = len(compress_ws.models.list())
+    with pytest.raises(error, match=match):
+        compress_ws.compress.run("loan-clf@1", **kw)  # type: ignore[arg-type]
+    assert len(compress_ws.models.list()) == before  # nothing exported, trained or registered
+
+
+def test_a_missing_plotly_is_reported_before_any_work(
+    compress_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)  # what `import plotly` sees when it is not installed
+    before = len(compress_ws.models.list())
+    with pytest.raises(MissingDependencyError, match="keelml\\[export\\]"):
+        compress_ws.compress.run("loan-clf@1", methods=["quantize"], report=tmp_path / "r.html")
+    assert len(compress_ws.models.list()) == before and not (tmp_path / "r.html").exists()
 
 
 def test_cli_prints_the_pareto_table_and_json(
@@ -107,3 +128,30 @@ def test_cli_prints_the_pareto_table_and_json(
     assert "steps >= 1" in capsys.readouterr().err
     assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--ema-decay", "1"]) == 4
     assert "ema_decay=1.0" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--hardware", "gpu-9000"]) == 3
+    assert "no hardware profile 'gpu-9000'" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--teacher-layers", "0,x"]) == 4
+    assert "--teacher-layers takes comma-separated integers" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--transfer", str(tmp_path / "no.csv")]) == 3
+    assert "given to --transfer" in capsys.readouterr().err
+    assert run(["-w", str(ws.root), "compress", "loan-clf@1", "--alpha", "2"]) == 4
+    assert "alpha" in capsys.readouterr().err
+
+
+def test_cli_distillation_options_reach_the_student(compress_ws: Workspace, tmp_path: Path) -> None:
+    """--temperature, --alpha, --learning-rate, --seed and --transfer rows are recorded on the student."""
+    from keelml.cli.main import run
+
+    ws = compress_ws
+    rows = ws.datasets.read("loans").drop_columns(["label"]).slice(0, 50)
+    pq.write_table(rows, tmp_path / "unlabeled.parquet")
+    args = ["-w", str(ws.root), "compress", "loan-clf@1", "--methods", "distill", "--rounds", "3",
+            "--hidden", "8", "--epochs", "2", "--temperature", "3", "--alpha", "0.7", "--learning-rate",
+            "0.005", "--seed", "4", "--transfer", str(tmp_path / "unlabeled.parquet"), "--accuracy-budget",
+            "0.5", "-o", str(tmp_path / "d.html")]  # fmt: skip
+    assert run(args) == 0
+    student = max(ws.models.versions("loan-clf"), key=lambda v: v.version)
+    assert student.tags.get("keel.variant") == "distilled"
+    p = ws.models.card(f"loan-clf@{student.version}").params  # MLflow keeps params as text
+    assert (p["temperature"], p["alpha"], p["learning_rate"], p["seed"], p["transfer_rows"]) == (
+        "3.0", "0.7", "0.005", "4", "50")  # fmt: skip

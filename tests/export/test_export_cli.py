@@ -47,4 +47,4 @@ def test_bad_cli_inputs_get_documented_exit_codes(
     calibration = keel(
         "-w", ws.root, "export", "loan-clf@1", "--variant", "int8-static", "--calibration", "x.csv"
     )
-    assert calibration.code == 3 and "no calibration file" in calibration.err
+    assert calibration.code == 3 and "no file at x.csv (given to --calibration)" in calibration.err

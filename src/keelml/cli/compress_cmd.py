@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from keelml.cli.context import emit_json, out, progress_bar, workspace
+from keelml.cli.rows_file import read_rows
+from keelml.core.errors import InvalidInputError
 from keelml.data.slices import parse_slice_option, slices_from_config
 
 
@@ -37,6 +39,23 @@ def compress(
     ema_decay: float = typer.Option(
         0.0, "--ema-decay", help="Keep a moving average of the weights while training (e.g. 0.99; 0 = off)."
     ),
+    temperature: float = typer.Option(2.0, "--temperature", help="Softmax temperature of the soft targets."),
+    alpha: float = typer.Option(
+        0.5, "--alpha", help="Weight of the soft-target loss; 1 - alpha goes to the hard labels."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", help="Student learning rate (default 1e-4 text, 1e-2 tabular)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of student initialisation and batch order."),
+    teacher_layers: str | None = typer.Option(
+        None, "--teacher-layers", help="Text: teacher layers the student keeps, 0-based, e.g. 0,5."
+    ),
+    transfer: Path | None = typer.Option(
+        None,
+        "--transfer",
+        metavar="FILE",
+        help="Unlabeled rows (.parquet/.csv/.jsonl, the model's input columns) for distillation.",
+    ),
     batch: int = typer.Option(1, "--batch", help="Batch size of the latency benchmark."),
     seq: int = typer.Option(128, "--seq", help="Sequence length of the latency benchmark (text)."),
     rounds: int = typer.Option(20, "--rounds", help="Interleaved benchmark rounds."),
@@ -48,15 +67,19 @@ def compress(
     from keelml.compress import DistillConfig, FitSettings, PruneConfig  # on use: keeps `keel` start-up light
 
     ws = workspace(ctx)
-    fit = FitSettings(epochs=epochs, ema_decay=ema_decay)
-    widths = None if hidden is None else tuple(int(h) for h in hidden.split(",") if h.strip())
+    fit = FitSettings(epochs=epochs, ema_decay=ema_decay, temperature=temperature, alpha=alpha,
+                      learning_rate=learning_rate, seed=seed)  # fmt: skip
+    widths = _integers(hidden, "--hidden", "16,8")
+    picked = _integers(teacher_layers, "--teacher-layers", "0,5")
+    rows = read_rows(transfer, "--transfer")
     slices = [*slices_from_config(ws.config.model_extra), *(parse_slice_option(s) for s in slice_opts)]
     with progress_bar() as bar:
         result = ws.compress.run(
             model, accuracy_budget=accuracy_budget, latency_target_ms=latency_target, hardware=hardware,
             methods=[m.strip() for m in methods.split(",") if m.strip()],
-            distill_config=DistillConfig(layers=layers, hidden=widths, fit=fit),
-            prune_config=PruneConfig(amount=prune_amount, steps=prune_steps, fit=fit), slices=slices,
+            distill_config=DistillConfig(layers=layers, hidden=widths, fit=fit, teacher_layers=picked),
+            prune_config=PruneConfig(amount=prune_amount, steps=prune_steps, fit=fit), transfer=rows,
+            slices=slices,
             batch_size=batch, seq=seq, rounds=rounds, report=report, progress=bar,
         )  # fmt: skip
     if as_json:
@@ -76,6 +99,16 @@ def compress(
         drop = f"{w.accuracy_drop * 100:+.2f} points"
         out.print(f"winner: {w.spec} ({w.label}), {drop}, p50 {w.p50_ms} ms; alias `compressed` -> {w.spec}")
     out.print(f"report: {result.report}")
+
+
+def _integers(text: str | None, option: str, example: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise InvalidInputError(f"{option} takes comma-separated integers", expected=f"e.g. {example}",
+                                received=text, fix=f"pass e.g. {option} {example}") from exc  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from keelml.cli.context import emit_json, out, progress_bar, workspace
-from keelml.core.errors import InvalidInputError, SourceNotFoundError
+from keelml.cli.rows_file import read_rows
+from keelml.core.errors import InvalidInputError
 from keelml.data.slices import parse_slice_option, slices_from_config
-
-
-def _calibration(path: Path | None) -> Any:
-    """Rows from a Parquet, CSV or JSON-lines file (pyarrow), or None for the default sample."""
-    if path is None:
-        return None
-    if not path.is_file():
-        raise SourceNotFoundError(
-            f"no calibration file at {path}", fix="check the path given to --calibration"
-        )
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path)
-    if suffix == ".csv":
-        import pyarrow.csv as pcsv
-
-        return pcsv.read_csv(path)
-    if suffix in (".jsonl", ".json"):
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    raise InvalidInputError(
-        "unsupported calibration file", expected=".parquet, .csv or .jsonl", received=path.name,
-        fix="save the calibration rows as Parquet, CSV or JSON lines",
-    )  # fmt: skip
 
 
 def _pct(value: float) -> str:
@@ -65,7 +39,7 @@ def export(
     """Export a trained model to ONNX (and other targets); each variant becomes a new registered version."""
     ws = workspace(ctx)
     slices = [*slices_from_config(ws.config.model_extra), *(parse_slice_option(s) for s in slice_opts)]
-    rows = _calibration(calibration)
+    rows = read_rows(calibration, "--calibration")
     with progress_bar() as bar:
         result = ws.exports.export(model, variants, calibration=rows, accuracy_budget=budget, slices=slices,
                                    exporter=exporter, fusion=fusion, progress=bar)  # fmt: skip

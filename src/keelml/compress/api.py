@@ -132,6 +132,7 @@ class Compression:
         methods: Sequence[str] = ("quantize", "prune", "distill"),
         distill_config: DistillConfig | None = None,
         prune_config: PruneConfig | None = None,
+        transfer: pa.Table | None = None,
         slices: Sequence[SliceLike] = (),
         batch_size: int = 1,
         seq: int = 128,
@@ -142,14 +143,15 @@ class Compression:
     ) -> SearchResult:
         """Make quantize / prune+quantize / distill+quantize variants, measure them, mark the best in budget.
 
-        See :mod:`keelml.compress.search`; the winner gets the alias ``compressed``.
+        See :mod:`keelml.compress.search`; the winner gets the alias ``compressed``. ``transfer``: extra
+        unlabeled rows for distillation (soft targets only), as in :meth:`distill`.
         """
         from keelml.compress.search import search
 
         return search(
             self._ws, self, spec, accuracy_budget=accuracy_budget, latency_target_ms=latency_target_ms,
             hardware=hardware, methods=methods, distill_config=distill_config, prune_config=prune_config,
-            slices=slices, batch_size=batch_size, seq=seq, rounds=rounds, report=report,
+            transfer=transfer, slices=slices, batch_size=batch_size, seq=seq, rounds=rounds, report=report,
             mark_winner=mark_winner, progress=progress,
         )  # fmt: skip
 

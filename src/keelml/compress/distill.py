@@ -121,7 +121,7 @@ def tabular_student(teacher: Any, hidden: tuple[int, ...]) -> Any:
     return rebuild(teacher, "tabular", module, hidden=tuple(hidden), model="mlp")
 
 
-def _check_transfer(source: Source, transfer: pa.Table) -> None:
+def check_transfer(source: Source, transfer: pa.Table) -> None:
     needed = (
         [source.model.config.text] if source.task == "text" else list(source.model.preprocessor.input_names)
     )
@@ -168,7 +168,7 @@ def distill(
     train_table = source.parts["train"]
     hard = source.labels("train")
     if transfer is not None and transfer.num_rows:
-        _check_transfer(source, transfer)
+        check_transfer(source, transfer)
         cols = [c for c in train_table.column_names if c in transfer.column_names and c != source.label]
         train_table = pa.concat_tables(
             [train_table.select(cols), transfer.select(cols)], promote_options="permissive"

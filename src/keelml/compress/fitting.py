@@ -286,7 +286,7 @@ def fit_student(
                 average.update(module)
             progress.advance()
             if isinstance(progress, ProgressNote):
-                progress.note(f"epoch {epoch} loss {float(loss):.4f}")
+                progress.note(f"epoch {epoch} loss {float(loss.detach()):.4f}")
         trained = average.swap_in(module) if average is not None else None
         accuracy = float((predict(module, val_inputs).argmax(axis=1) == val_y).mean())
         improved = accuracy > best[0]

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keelml.compress.distill import DistillConfig
+import pyarrow as pa
+
+from keelml.compress.distill import DistillConfig, check_transfer
 from keelml.compress.evaluate import SliceLike, evaluate_model
 from keelml.compress.pareto import Candidate, choose, pareto_front
 from keelml.compress.prune import PruneConfig
 from keelml.compress.register import COMPRESSED_ALIAS, mark_compressed
 from keelml.compress.report import markdown, rows, write_html
-from keelml.core.errors import InvalidInputError
+from keelml.core.errors import InvalidInputError, missing_dependency
 from keelml.core.progress import NoProgress, Progress
 from keelml.core.refs import ModelRef
 from keelml.core.workspace import Workspace
@@ -57,6 +59,16 @@ class SearchResult:
             "alias": COMPRESSED_ALIAS if self.winner is not None else None,
             "report": None if self.report is None else str(self.report),
         }  # fmt: skip
+
+
+def _check_report(report: Path | None) -> None:
+    """Fail before any training when the HTML report cannot be written (plotly absent)."""
+    if report is None:
+        return
+    try:
+        import plotly  # noqa: F401
+    except ImportError as exc:
+        raise missing_dependency("plotly", "export", "the compression report") from exc
 
 
 def _check(budget: float, latency_target_ms: float | None, methods: Sequence[str]) -> tuple[str, ...]:
@@ -99,6 +111,7 @@ def search(
     methods: Sequence[str] = METHODS,
     distill_config: DistillConfig | None = None,
     prune_config: PruneConfig | None = None,
+    transfer: pa.Table | None = None,
     slices: Sequence[SliceLike] = (),
     batch_size: int = 1,
     seq: int = 128,
@@ -108,10 +121,17 @@ def search(
     progress: Progress | None = None,
 ) -> SearchResult:
     """Make, measure and compare the compressed variants of ``spec``; mark the best one within budget."""
+    # Every input is checked before the first export or training step: a typo in --hardware must not
+    # cost an hour of distillation.
     chosen = _check(accuracy_budget, latency_target_ms, methods)
-    progress = progress or NoProgress()
     exports: Any = ws.exports
+    exports.check_bench((batch_size,), seq, rounds)
+    profile = str(exports.hardware(hardware).name)
+    _check_report(report)
+    progress = progress or NoProgress()
     source = compression.source(spec)
+    if transfer is not None and "distill" in chosen:
+        check_transfer(source, transfer)
     progress.stage(f"evaluating {source.spec}")
     parent = evaluate_model(source.model, source.parts["test"], source.labels("test"), slices)
     quantized = ("int8",) if "quantize" in chosen else ()
@@ -125,11 +145,11 @@ def search(
         if method not in chosen:
             continue
         config = prune_config if method == "prune" else distill_config
-        made = make(source, config, slices=slices, progress=progress)
+        extra = {"transfer": transfer} if method == "distill" else {}
+        made = make(source, config, slices=slices, progress=progress, **extra)
         result = exports.export(made.spec, quantized, **kw) if quantized else None
         families.append((method, made.spec, made.accuracy.accuracy, made.parameters, result))
     candidates: list[Candidate] = []
-    profile = hardware or "cpu-2core"
     for prefix, torch_spec, accuracy, params, exported in families:
         bench = exports.bench(torch_spec, hardware=hardware, batches=(batch_size,), seq=seq, rounds=rounds,
                               memory=False, progress=progress)  # fmt: skip
@@ -149,6 +169,11 @@ def search(
             ))  # fmt: skip
     front = pareto_front(candidates)
     winner = choose(candidates, budget=accuracy_budget, latency_target_ms=latency_target_ms)
+    table = rows(candidates, front, winner, accuracy_budget)
+    if report is not None:  # before the alias moves, so a failed write leaves the registry as it was
+        budget = f"budget {accuracy_budget * 100:g} pt"
+        title = f"Compression of {source.spec}: {budget}, {profile}, batch {batch_size}"
+        write_html(report, title, candidates, table, accuracy_budget)
     if winner is not None and winner.spec and mark_winner:
         name, _, version = winner.spec.rpartition("@")
         mark_compressed(ws, ModelRef(name, int(version)), {
@@ -156,11 +181,6 @@ def search(
             "accuracy_budget": accuracy_budget, "latency_target_ms": latency_target_ms,
             "p50_ms": winner.p50_ms, "hardware": profile, "batch_size": batch_size,
         })  # fmt: skip
-    table = rows(candidates, front, winner, accuracy_budget)
-    if report is not None:
-        budget = f"budget {accuracy_budget * 100:g} pt"
-        title = f"Compression of {source.spec}: {budget}, {profile}, batch {batch_size}"
-        write_html(report, title, candidates, table, accuracy_budget)
     return SearchResult(
         source.spec, parent.accuracy, accuracy_budget, latency_target_ms, profile, batch_size,
         tuple(candidates), tuple(c.label for c in front), winner, tuple(table), report,

@@ -187,6 +187,18 @@ class Exports:
 
     # -- benchmarks -----------------------------------------------------------------------------
 
+    def hardware(self, name: str | None = None) -> Any:
+        """The hardware profile ``name`` of keel.toml (default ``cpu-2core``); NotFoundError if unknown."""
+        from keelml.export.hardware import profile
+
+        return profile(self._ws.config.model_extra, name)
+
+    def check_bench(self, batches: Sequence[int], seq: int, rounds: int) -> None:
+        """Raise InvalidInputError for settings :meth:`bench` would refuse; cheap, for early checks."""
+        from keelml.export.bench import check_settings
+
+        check_settings(batches, seq, rounds)
+
     def bench(self, spec: str, **kw: Any) -> Any:
         """Benchmark ``spec`` and its variants, interleaved (:func:`keelml.export.bench.run_bench`)."""
         from keelml.export.bench import run_bench

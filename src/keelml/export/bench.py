@@ -165,6 +165,17 @@ def _peak_memory(candidate: _Candidate, batch: int, seq: int, threads: int) -> f
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
+def check_settings(batches: Sequence[int], seq: int, rounds: int) -> None:
+    """Refuse benchmark settings that cannot give a result (callers check before expensive work)."""
+    if not batches or any(b < 1 for b in batches) or seq < 1 or rounds < 3:
+        raise InvalidInputError(
+            "invalid benchmark settings",
+            expected="batch sizes >= 1, --seq >= 1, rounds >= 3",
+            received=f"batches={list(batches)}, seq={seq}, rounds={rounds}",
+            fix="pass e.g. --batch 1,8,32 --seq 128 --rounds 20",
+        )
+
+
 def run_bench(
     ws: Workspace,
     spec: str,
@@ -180,13 +191,7 @@ def run_bench(
     store: bool = True,
     progress: Progress | None = None,
 ) -> BenchResult:
-    if not batches or any(b < 1 for b in batches) or seq < 1 or rounds < 3:
-        raise InvalidInputError(
-            "invalid benchmark settings",
-            expected="batch sizes >= 1, --seq >= 1, rounds >= 3",
-            received=f"batches={list(batches)}, seq={seq}, rounds={rounds}",
-            fix="pass e.g. --batch 1,8,32 --seq 128",
-        )
+    check_settings(batches, seq, rounds)
     progress = progress or NoProgress()
     prof = profile(ws.config.model_extra, hardware)
     threads = prof.cores
