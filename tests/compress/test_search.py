@@ -155,3 +155,30 @@ def test_cli_distillation_options_reach_the_student(compress_ws: Workspace, tmp_
     p = ws.models.card(f"loan-clf@{student.version}").params  # MLflow keeps params as text
     assert (p["temperature"], p["alpha"], p["learning_rate"], p["seed"], p["transfer_rows"]) == (
         "3.0", "0.7", "0.005", "4", "50")  # fmt: skip
+
+
+def test_text_search_quantizes_prunes_and_distils_a_transformer(
+    compress_ws: Workspace, tmp_path: Path
+) -> None:
+    """The text path of the search: fused ONNX exports, a pruned and a distilled encoder, benchmarked at --seq."""
+    fit = FitSettings(epochs=1, batch_size=16)
+    result = compress_ws.compress.run(
+        "review-clf@1", accuracy_budget=0.5, methods=["quantize", "prune", "distill"], rounds=3, seq=16,
+        distill_config=DistillConfig(layers=1, fit=fit), prune_config=PruneConfig(amount=0.5, fit=fit),
+        report=tmp_path / "text.html", mark_winner=False,
+    )  # fmt: skip
+    labels = [c.label for c in result.candidates]
+    assert labels == [
+        "parent (torch fp32)", "fp32 (onnx)", "int8 (onnx)", "pruned (torch fp32)", "prune+int8 (onnx)",
+        "distilled (torch fp32)", "distill+int8 (onnx)",
+    ]  # fmt: skip
+    assert all(c.p50_ms is not None and c.p50_ms > 0 for c in result.candidates)
+    by_label = {c.label: c for c in result.candidates}
+    parent = by_label["parent (torch fp32)"]
+    # Pruning halves heads and feed-forward units; the 1-layer student drops a layer: both really shrink.
+    assert by_label["pruned (torch fp32)"].parameters < parent.parameters
+    assert by_label["distilled (torch fp32)"].parameters < parent.parameters
+    stored = {c.spec: compress_ws.models.show(c.spec) for c in result.candidates}
+    assert stored[by_label["distill+int8 (onnx)"].spec].tags["keel.variant"] == "int8"
+    assert result.winner is not None and result.winner.eligible  # budget 0.5: something qualifies
+    assert "Plotly.newPlot" in (tmp_path / "text.html").read_text()
