@@ -1,7 +1,8 @@
 """torch -> ONNX: the dynamo exporter first, the legacy TorchScript exporter as the fallback.
 
 Batch (and sequence) axes stay dynamic; the exported graph is checked against the torch module on
-inputs of a different batch size than the example, so a shape baked in by tracing is caught.
+inputs of a different batch size, and of a different sequence length, than the example, so a shape
+baked in by tracing is caught.
 """
 
 from __future__ import annotations
@@ -155,27 +156,77 @@ def parity_inputs(source: ExportSourceLike) -> tuple[Any, ...]:
     return tuple(torch.cat([x, x, x], dim=0) for x in source.example_inputs)
 
 
-def check_parity(graph: bytes, source: ExportSourceLike, *, atol: float = 1e-4) -> float:
-    """Max absolute difference of probabilities between the graph and the torch module."""
+def sequence_axes(source: ExportSourceLike) -> dict[str, int]:
+    """Input name -> its dynamic axis after the batch one (a text model's sequence axis)."""
+    found = {name: [a for a in source.dynamic_axes.get(name, {}) if a != 0] for name in source.input_names}
+    return {name: axes[0] for name, axes in found.items() if axes}
+
+
+def other_length_inputs(source: ExportSourceLike) -> tuple[tuple[Any, ...], int, int] | None:
+    """(inputs, length, example's length) at another sequence length; None for models without one."""
+    axes = sequence_axes(source)
+    if not axes:
+        return None
+    inputs = tuple(
+        _at_other_length(x, axes[n]) if n in axes else x
+        for n, x in zip(source.input_names, source.example_inputs, strict=True)
+    )
+    name, axis = next(iter(axes.items()))
+    index = source.input_names.index(name)
+    return inputs, int(inputs[index].shape[axis]), int(source.example_inputs[index].shape[axis])
+
+
+def _at_other_length(x: Any, axis: int) -> Any:
+    """``x`` cut to half its length along ``axis`` (a prefix keeps the tokens valid), or doubled from one."""
     import torch
 
+    length = int(x.shape[axis])
+    return x.narrow(axis, 0, length // 2) if length > 1 else torch.cat([x, x], dim=axis)
+
+
+def check_parity(graph: bytes, source: ExportSourceLike, *, atol: float = 1e-4) -> float:
+    """Max absolute difference of probabilities between the graph and the torch module.
+
+    Compared at 3x the example batch and, for models with a sequence axis, at another sequence length.
+    """
     from keelml.export.runtime import session
 
-    inputs = parity_inputs(source)
+    run = session(graph)
+    batch = _compare(run, source, parity_inputs(source), atol, "a batch 3x the example's", "batch axis")
+    other = other_length_inputs(source)
+    if other is None:
+        return batch
+    inputs, length, example = other
+    what = f"sequence length {length} (the example's is {example})"
+    return max(batch, _compare(run, source, inputs, atol, what, "sequence axis"))
+
+
+def _compare(
+    run: Any, source: ExportSourceLike, inputs: tuple[Any, ...], atol: float, what: str, axis: str
+) -> float:
+    import torch
+
     with torch.no_grad():
         expected = source.module(*inputs).double().numpy()
     feeds = {n: x.numpy() for n, x in zip(source.input_names, inputs, strict=True)}
-    got = np.asarray(session(graph).run([OUTPUT], feeds)[0], dtype=np.float64)
+    try:
+        got = np.asarray(run.run([OUTPUT], feeds)[0], dtype=np.float64)
+    except Exception as exc:  # ONNX Runtime's errors have no common base but Exception
+        raise ParityError(
+            f"the exported graph refuses inputs of {what}",
+            expected=f"a graph whose {axis} is dynamic", received=" ".join(str(exc).split())[:300],
+            fix=f"export with a dynamic {axis}; report the model to the keelml maintainers",
+        ) from exc  # fmt: skip
     if got.shape != expected.shape:
         raise ParityError(
-            "the exported graph gives outputs of another shape than the torch model",
+            f"the exported graph gives outputs of another shape than the torch model at {what}",
             expected=str(expected.shape), received=str(got.shape),
-            fix="check that the batch axis is dynamic; report the model to the keelml maintainers",
+            fix=f"check that the {axis} is dynamic; report the model to the keelml maintainers",
         )  # fmt: skip
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
     if diff > atol:
         raise ParityError(
-            "the exported graph does not match the torch model",
+            f"the exported graph does not match the torch model at {what}",
             expected=f"max |difference| of probabilities <= {atol:g}",
             received=f"{diff:.3g}",
             fix="export with the other exporter (exporter='legacy'), or report the model",
@@ -197,15 +248,23 @@ def to_onnx(source: ExportSourceLike, *, exporter: str = "auto", atol: float = 1
     module = source.module.eval()
     failures: dict[str, str] = {}
     order = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
+    mismatch: ParityError | None = None
     for name in order:
         try:
             graph = strip_metadata((_dynamo if name == "dynamo" else _legacy)(module, source))
         except Exception as exc:  # any exporter failure: record it, try the next exporter
             failures[name] = f"{type(exc).__name__}: {exc}"
             continue
-        diff = check_parity(graph, source, atol=atol)
+        try:
+            diff = check_parity(graph, source, atol=atol)
+        except ParityError as exc:  # a graph that computes something else is a failed export too
+            failures[name] = f"ParityError: {exc}"
+            mismatch = mismatch or exc
+            continue
         reason = _summary(failures["dynamo"]) if "dynamo" in failures else None
         return OnnxGraph(graph, name, _opset(graph), diff, reason)
+    if mismatch is not None:  # some exporter made a graph, and none reproduced the model
+        raise mismatch
     ops = _ops_in("\n".join(failures.values()))
     tried = " then ".join(order)
     firsts = "; ".join(f"{k}: {_summary(v)}" for k, v in failures.items())

@@ -24,6 +24,7 @@ from keelml.core.errors import InvalidInputError, missing_dependency
 
 QUANTIZED = ("int8", "int8-static", "int4", "fp16")
 FLOAT_OPS_KEPT = ("LayerNormalization", "Gelu", "Softmax", "Add")  # never quantized by int8-static
+STATIC_OPS = ("MatMul", "Gemm")  # the only ops int8-static quantizes (inputs; outputs stay float)
 
 
 class CalibrationSchemaError(InvalidInputError):
@@ -116,10 +117,35 @@ def static_int8(graph: bytes, batches: Sequence[Mapping[str, npt.NDArray[Any]]])
         q.quantize_static(
             str(source), str(target), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
             activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, reduce_range=REDUCE_RANGE,
-            op_types_to_quantize=["MatMul", "Gemm"], calibrate_method=q.CalibrationMethod.MinMax,
-            extra_options={"MatMulConstBOnly": True},
+            op_types_to_quantize=list(STATIC_OPS), calibrate_method=q.CalibrationMethod.MinMax,
+            # MatMul/Gemm results stay float: else the bias/residual Adds and Softmax read them rounded
+            extra_options={"MatMulConstBOnly": True, "OpTypesToExcludeOutputQuantization": list(STATIC_OPS)},
         )  # fmt: skip
-        return target.read_bytes()
+        return float_readers_read_float(target.read_bytes())
+
+
+def float_readers_read_float(graph: bytes) -> bytes:
+    """Point every reader of a Q -> DQ activation other than MatMul/Gemm back at the float tensor.
+
+    The QDQ quantizer hands the dequantized copy to *all* readers of a quantized activation, so a
+    LayerNorm output read by the next MatMul and by the residual Add reached the Add rounded to 8 bits.
+    """
+    import onnx
+
+    model = onnx.load_model_from_string(graph)
+    nodes = model.graph.node
+    quantized = {n.output[0]: n.input[0] for n in nodes if n.op_type == "QuantizeLinear"}
+    float_of = {
+        n.output[0]: quantized[n.input[0]]
+        for n in nodes
+        if n.op_type == "DequantizeLinear" and n.input[0] in quantized
+    }
+    for node in nodes:
+        if node.op_type not in (*STATIC_OPS, "QuantizeLinear", "DequantizeLinear"):
+            for i, name in enumerate(node.input):
+                node.input[i] = float_of.get(name, name)
+    out: bytes = model.SerializeToString()
+    return out
 
 
 def _small_matmuls(model: Any, min_elements: int) -> list[str]:
