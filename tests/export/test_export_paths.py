@@ -72,6 +72,7 @@ def test_a_legacy_fallback_is_recorded_on_the_registered_version(
     assert result.fallback_reason == "RuntimeError: Could not guard on data-dependent expression Eq(u0, 1)"
     version = ws.models.show(str(result.variants[0].ref))
     assert version.tags["keel.exporter"] == "legacy" and version.tags["keel.fused"] == "false"
+    assert version.tags["keel.exporter_fallback"] == result.fallback_reason
     assert version.metrics["parity_max_abs_diff"] < 1e-4
     assert read_bundle(ws.exports.bundle(str(result.variants[0].ref)))[0].exporter == "legacy"
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import pyarrow as pa
@@ -72,9 +73,10 @@ def test_a_variant_that_misses_the_budget_is_never_the_winner(
 
 
 def test_core_ml_converts_on_linux_and_says_plainly_it_predicts_only_on_macos(
-    exported: tuple[Workspace, ExportResult],
+    exported: tuple[Workspace, ExportResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws, _ = exported
+    monkeypatch.setattr(platform, "system", lambda: "Linux")  # the off-macOS path, on a Mac too
     result = ws.exports.export("loan-clf@1", variants=("coreml",))
     (coreml,) = result.variants
     assert coreml.size_bytes > 0 and "macOS" in coreml.note and not coreml.within_budget

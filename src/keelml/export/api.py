@@ -146,11 +146,8 @@ class Exports:
 
         models: Any = self._ws.models
         info = models.show(spec)
-        chosen = info if info.tags.get("keel.format") in ("onnx", "openvino") else None
-        if info.tags.get("keel.format") == "coreml":
-            from keelml.export.targets import coreml_unavailable
-
-            raise coreml_unavailable()
+        # an exported version is served as is; load_model says plainly that Core ML runs only on macOS
+        chosen = info if info.tags.get("keel.format") in ("onnx", "openvino", "coreml") else None
         if chosen is None:
             kids = self.children(spec)
             for variant in ("int8", "fp32"):

@@ -119,6 +119,7 @@ def _family(ws: Workspace, spec: str) -> tuple[Any, list[Any]]:
 def _candidates(
     ws: Workspace, spec: str, threads: int, variants: Sequence[str] | None, include_torch: bool
 ) -> list[_Candidate]:
+    from keelml.export.coreml_runtime import coreml_can_predict
     from keelml.export.runtime import load_model
 
     root, kids = _family(ws, spec)
@@ -133,7 +134,9 @@ def _candidates(
         out.append(_Candidate(root, "torch-fp32", data, run, manifest, loader))
     newest = {kid.tags.get("keel.variant", ""): kid for kid in kids}  # kids are oldest first
     for variant, kid in newest.items():
-        if variant == "coreml" or (variants is not None and variant not in variants):
+        if variants is not None and variant not in variants:
+            continue
+        if variant == "coreml" and not coreml_can_predict():  # Core ML runs only on macOS
             continue
         data = ws.artifacts.read_bytes(ArtifactRef(kid.artifact))
         model = load_model(data, threads=threads)

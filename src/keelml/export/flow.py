@@ -26,6 +26,7 @@ from keelml.export.api import (
     requirements,
 )
 from keelml.export.bundle import BundleInfo, InputField, write_bundle
+from keelml.export.coreml_runtime import coreml_can_predict
 from keelml.export.evaluation import SliceLike, TestSplit, accuracies
 from keelml.export.features import columns_of
 from keelml.export.fusion import FUSED_VARIANTS, Fusion, FusionReport, fuse
@@ -206,8 +207,8 @@ def run_export(
         note = ""
         if variant == "int4" and count_ops(files["model.onnx"]).get("MatMulNBits", 0) == 0:
             note = "no MatMul large enough for 4-bit blocks: the graph is the fp32 one"
-        if fmt == "coreml":
-            note = "Core ML predicts only on macOS: accuracy not measured here"
+        if fmt == "coreml" and not coreml_can_predict():
+            note = "Core ML predicts only on macOS (with coremltools): accuracy not measured here"
             within = False
             drop = float("nan")
         else:
@@ -249,6 +250,8 @@ def _register(
     tags = {"keel.format": fmt, "keel.variant": variant, "keel.parent": parent_spec,
             "keel.within_budget": "true" if within else "false", "keel.exporter": base.exporter,
             "keel.fused": "true" if is_fused else "false"}  # fmt: skip
+    if base.fallback_reason:  # why dynamo was not used: kept with the version, not only in the result
+        tags["keel.exporter_fallback"] = base.fallback_reason[:500]
     with models.run(experiment=parent.name, run_name=f"{variant} export of {parent_spec}") as run:
         run.log_params({"variant": variant, "format": fmt, "parent": parent_spec, "exporter": base.exporter,
                         "opset": base.opset, "fused": is_fused})  # fmt: skip

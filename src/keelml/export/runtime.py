@@ -1,4 +1,4 @@
-"""Serving runtime for exported bundles: ONNX Runtime (or OpenVINO) plus numpy/tokenizers preprocessing.
+"""Serving runtime for exported bundles: ONNX Runtime, OpenVINO or Core ML, numpy/tokenizers preprocessing.
 
 Importing or using this module never imports torch, transformers or pandas, so a serving process
 stays small. ``OnnxModel.from_bytes(bundle)`` -> ``predict_proba(rows)``.
@@ -7,7 +7,7 @@ stays small. ``OnnxModel.from_bytes(bundle)`` -> ``predict_proba(rows)``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,9 @@ from keelml.core.errors import InvalidInputError, missing_dependency
 from keelml.export.bundle import BundleInfo, read_bundle
 from keelml.export.denormals import flushed, preserved
 from keelml.export.features import Rows, TextEncoder, columns_of, tabular_features
+
+if TYPE_CHECKING:  # imported when a Core ML bundle is loaded: coreml_runtime imports this module
+    from keelml.export.coreml_runtime import CoreMlModel
 
 
 class Preprocess:
@@ -201,16 +204,19 @@ class OpenVinoModel:
         return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
-def load_model(data: bytes, *, threads: int = 1, spinning: bool = True) -> OnnxModel | OpenVinoModel:
-    """The runtime for a bundle's format (ONNX or OpenVINO; Core ML predicts only on macOS).
+def load_model(
+    data: bytes, *, threads: int = 1, spinning: bool = True
+) -> OnnxModel | OpenVinoModel | CoreMlModel:
+    """The runtime for a bundle's format: ONNX, OpenVINO, or Core ML (macOS only; a clear error elsewhere).
 
-    ``spinning`` is ONNX Runtime's (see :func:`session`); OpenVINO's CPU plugin manages its own threads.
+    ``spinning`` is ONNX Runtime's (see :func:`session`); OpenVINO's CPU plugin and Core ML manage their
+    own threads.
     """
     info, _ = read_bundle(data)
     if info.format == "openvino":
         return OpenVinoModel.from_bytes(data, threads=threads)
     if info.format == "coreml":
-        from keelml.export.targets import coreml_unavailable
+        from keelml.export.coreml_runtime import CoreMlModel
 
-        raise coreml_unavailable()
+        return CoreMlModel.from_bytes(data, threads=threads)
     return OnnxModel.from_bytes(data, threads=threads, spinning=spinning)

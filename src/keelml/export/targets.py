@@ -1,4 +1,4 @@
-"""Other targets: OpenVINO IR (CPU), Core ML (convert and save anywhere; predict only on macOS), TensorRT.
+"""Other targets: OpenVINO IR (CPU), Core ML (convert and save anywhere; predict on macOS), TensorRT.
 
 TensorRT runs through ONNX Runtime's TensorRT execution provider (or the ``tensorrt`` package) and
 needs an NVIDIA GPU; where there is none, :func:`tensorrt_unavailable_reason` says why it is skipped.
@@ -39,10 +39,16 @@ def openvino_ir(graph: bytes) -> dict[str, bytes]:
         return {name: (Path(tmp) / name).read_bytes() for name in ("model.xml", "model.bin")}
 
 
-def coreml_package(source: ExportSourceLike, *, max_batch: int = 64) -> dict[str, bytes]:
+# The batch sizes a Core ML export accepts are declared in the model (1 to this); the runtime
+# (keelml.export.coreml_runtime) splits larger batches into chunks of this size.
+COREML_MAX_BATCH = 64
+
+
+def coreml_package(source: ExportSourceLike, *, max_batch: int = COREML_MAX_BATCH) -> dict[str, bytes]:
     """torch -> a Core ML ``mlprogram`` package, stored as ``model.mlpackage.tar``.
 
-    Conversion works on Linux; loading it for prediction needs macOS (Core ML is Apple's runtime).
+    Conversion works on Linux; prediction (:class:`keelml.export.coreml_runtime.CoreMlModel`) needs
+    macOS, where Apple's Core ML runtime is. Integer inputs are declared int32, the others float32.
     """
     try:
         import coremltools as ct  # type: ignore[import-untyped]
