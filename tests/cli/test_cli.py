@@ -192,3 +192,14 @@ def test_installed_entry_point_exit_codes(tmp_path: Path) -> None:
     assert (
         missing.returncode == 3 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     )
+
+
+def test_error_text_with_brackets_prints_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich would read "[export]" as markup and drop it; the fix line must keep the extra's name."""
+    from keelml.cli.main import report
+    from keelml.core.errors import missing_dependency
+
+    code = report(missing_dependency("plotly", "export", "the [compress] report"))
+    err = capsys.readouterr().err
+    assert code == 8
+    assert "the [compress] report needs" in err and "pip install 'keelml[export]'" in err

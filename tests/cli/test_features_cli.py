@@ -96,3 +96,20 @@ def test_bad_inputs_are_errors_not_tracebacks(fdir: Path, wsdir: Path, keel: Cal
 def test_without_definitions_the_config_error_says_how(wsdir: Path, keel: Callable[..., Result]) -> None:
     result = keel("-w", wsdir, "features", "apply")
     assert result.code == 6 and "definitions" in result.err
+
+
+def test_keel_toml_turns_the_key_index_on_and_the_flag_overrides_it(
+    fdir: Path, keel: Callable[..., Result]
+) -> None:
+    index_dir = fdir / ".keel" / "features" / "index"
+    args = ("-w", fdir, "features", "retrieve", "requests", "-f", "amount")
+    assert keel(*args, "-o", "plain").code == 0 and not index_dir.exists()  # default: the join
+    toml = (fdir / "keel.toml").read_text()
+    (fdir / "keel.toml").write_text(toml.replace("[features]\n", "[features]\nindex = true\n"))
+    assert keel(*args, "-o", "off", "--no-index").code == 0 and not index_dir.exists()
+    on = keel(*args, "-o", "on")
+    assert on.code == 0, on.err
+    assert len(list(index_dir.iterdir())) == 1  # keel.toml's switch built the view's index
+    (fdir / "keel.toml").write_text(toml.replace("[features]\n", '[features]\nindex = "yes"\n'))
+    bad = keel(*args, "-o", "bad")
+    assert bad.code != 0 and "[features] index in keel.toml must be true or false" in bad.err

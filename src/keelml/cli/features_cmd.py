@@ -79,19 +79,20 @@ def retrieve(
     output: str = typer.Option(..., "--output", "-o", help="Name of the training dataset to write."),
     timestamp: str = typer.Option("event_time", "--timestamp", help="Time column of the entity rows."),
     label: str | None = typer.Option(None, "--label", help="Label column to record on the output."),
-    index: bool = typer.Option(
-        False,
-        "--index",
+    index: bool | None = typer.Option(
+        None,
+        "--index/--no-index",
         help="Read each view through its sorted key index (built once per source version; "
-        "views without one integer key use the join).",
+        "views without one integer key use the join). Default: [features] index of keel.toml, else off.",
     ),
 ) -> None:
     """Join point-in-time correct features onto entity rows; the result is a new dataset version."""
     ws = workspace(ctx)
     with progress_bar() as bar:
-        bar.stage("point-in-time lookup (key index)" if index else "point-in-time join")
+        use_index = ws.features.index_by_default() if index is None else index
+        bar.stage("point-in-time lookup (key index)" if use_index else "point-in-time join")
         ref = ws.features.create_training_dataset(
-            output, entities, _split(features), timestamp=timestamp, label=label, index=index
+            output, entities, _split(features), timestamp=timestamp, label=label, index=use_index
         )
     out.print(f"wrote {ref} ({ws.datasets.version(ref).rows:,} rows, digest {ref.digest[:12]})")
 

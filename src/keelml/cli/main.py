@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import typer
+from rich.markup import escape
 
 from keelml.cli import (
     augment_cmd,
@@ -69,10 +70,11 @@ def _root(
 
 
 def report(error: KeelError) -> int:
-    err.print(f"[bold red]error:[/] {error.problem}", markup=True, highlight=False)
+    # Messages are escaped: "[features] index" or "pip install 'keelml[export]'" must print as written.
+    err.print(f"[bold red]error:[/] {escape(error.problem)}", markup=True, highlight=False)
     for label, value in (("expected", error.expected), ("received", error.received), ("fix", error.fix)):
         if value:
-            err.print(f"  [bold]{label}:[/] {value}", markup=True, highlight=False)
+            err.print(f"  [bold]{label}:[/] {escape(value)}", markup=True, highlight=False)
     return error.exit_code
 
 

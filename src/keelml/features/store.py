@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from keelml.core.config import resolve_sqlite_url
+from keelml.core.errors import ConfigError
 from keelml.core.refs import DatasetRef
 from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
@@ -70,6 +71,18 @@ class FeatureStore:
             extra = self._ws.config.model_extra or {}
             self._repo = registry.load_repo(self._ws.root, extra.get("features"))
         return self._repo
+
+    def index_by_default(self) -> bool:
+        """``[features] index`` of keel.toml: whether retrievals read key indexes when not told."""
+        section = (self._ws.config.model_extra or {}).get("features") or {}
+        setting = section.get("index", False) if isinstance(section, dict) else False
+        if not isinstance(setting, bool):
+            raise ConfigError(
+                "[features] index in keel.toml must be true or false",
+                received=repr(setting),
+                fix="write index = true (or false) under [features]",
+            )
+        return setting
 
     def _source(self, view: FeatureView) -> tuple[DatasetRef, dict[str, str]]:
         record = self._ws.catalog.get_version(view.source, None)
@@ -153,7 +166,7 @@ class FeatureStore:
         batch_rows: int = 100_000,
         threads: int | None = None,
         memory_limit: str | None = None,
-        index: bool = False,
+        index: bool | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the entity rows joined with ``features`` as of each row's ``timestamp``.
 
@@ -161,7 +174,8 @@ class FeatureStore:
         ``.keel/tmp/duckdb`` past ``memory_limit`` (default 1GB), and batches come out in row order.
         With ``index=True`` each view is read through its sorted key index instead (built once per
         source version under ``.keel/features/index``; same answer, no join: ``keelml.features.keyindex``)
-        when every view has one integer key; otherwise the ASOF JOIN runs.
+        when every view has one integer key; otherwise the ASOF JOIN runs. ``index=None`` takes
+        ``[features] index`` of keel.toml (default false).
         """
         stored, derived = plan_derived(self.repo, features)
         wanted = [f.split(":", 1)[-1] for f in features]
@@ -169,7 +183,8 @@ class FeatureStore:
         inputs = [(view, self.scan(view), cols) for view, cols in self._views_for(stored)]
         fetched = {c for _, _, cols in inputs for c in cols}
         keys = [k for v, _, _ in inputs for k in v.entity.keys]
-        indexed = self._indexed(rows, inputs) if index else None
+        use_index = self.index_by_default() if index is None else index
+        indexed = self._indexed(rows, inputs) if use_index else None
         if indexed is not None:
             table, by_index = indexed
             batches = indexed_point_in_time(table, timestamp, by_index, batch_rows=batch_rows)
@@ -251,7 +266,7 @@ class FeatureStore:
         *,
         timestamp: str = "event_time",
         batch_rows: int = 100_000,
-        index: bool = False,
+        index: bool | None = None,
     ) -> pa.Table:
         """The entity rows with point-in-time correct feature values (in the rows' order)."""
         batches = list(
@@ -272,7 +287,7 @@ class FeatureStore:
         label: str | None = None,
         batch_rows: int = 100_000,
         memory_limit: str | None = None,
-        index: bool = False,
+        index: bool | None = None,
     ) -> DatasetRef:
         """Retrieve features for ``entity_rows`` and store the result as a new dataset version.
 
