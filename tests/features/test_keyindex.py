@@ -99,6 +99,44 @@ def test_wide_keys_with_nulls_and_other_feature_types_match_the_join() -> None:
     assert got.column("s").to_pylist() == ["a", "b", None, None]
 
 
+def _recode(table: pa.Table, kind: pa.DataType, offset: int = 0) -> pa.Table:
+    """``table`` with its integer ``cid`` keys turned into ``kind`` (strings like "k-3", or uint64)."""
+    values = table.column("cid").to_pylist()
+    if pa.types.is_uint64(kind):
+        keys = pa.array([None if k is None else k + offset for k in values], kind)
+    else:
+        text = [None if k is None else f"k{k}" for k in values]
+        keys = pa.array([t if t is None or not pa.types.is_binary(kind) else t.encode() for t in text], kind)
+    return table.set_column(table.column_names.index("cid"), "cid", keys)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    ("source_kind", "rows_kind"),
+    [(pa.string(), pa.string()), (pa.large_string(), pa.string()), (pa.string(), pa.large_string()),
+     (pa.binary(), pa.binary()), (pa.uint64(), pa.uint64())],
+)  # fmt: skip
+def test_string_binary_and_uint64_keys_are_coded_and_give_the_joins_answer(
+    seed: int, source_kind: pa.DataType, rows_kind: pa.DataType, tmp_path: Path
+) -> None:
+    offset = 2**63 + 5  # uint64 keys past int64: the codes, not the values, are packed
+    v = view(30)
+    source = _recode(feature_rows(seed), source_kind, offset)
+    rows = _recode(entity_rows(seed), rows_kind, offset)  # keys -5, -4, 9, 10 are not in the source
+    joined = pa.Table.from_batches(list(point_in_time(rows, "at", [(v, source, ["x", "n"])], batch_rows=64)))
+    built = KeyIndex.build(source, v)
+    assert built is not None and built.vocabulary is not None and built.accepts(rows_kind)
+    built.save(tmp_path / "i")
+    for index in (built, KeyIndex.load(tmp_path / "i")):  # the vocabulary survives the round trip
+        assert index is not None
+        got = pa.Table.from_batches(
+            list(indexed_point_in_time(rows, "at", [(v, index, ["x", "n"])], batch_rows=64))
+        )
+        assert got.schema == joined.schema and got.to_pylist() == joined.to_pylist()
+        assert 0 < got.column("n").null_count < rows.num_rows
+    assert not built.accepts(pa.int64())  # integer entity keys against a coded index: the join decides
+
+
 def test_exact_ttl_edge_and_ties_go_to_the_row_stored_last() -> None:
     at = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
     source = pa.table({"cid": [1, 1, 1], "ts": [at, at, at - dt.timedelta(hours=1)], "x": [1.0, 2.0, 3.0],
@@ -114,8 +152,10 @@ def test_views_the_index_cannot_serve_are_named_with_a_reason() -> None:
     two = FeatureView("v", entity=Entity("c", keys=("a", "b")), source="s", timestamp="ts",
                       ttl=dt.timedelta(days=1), features=("x",))  # fmt: skip
     assert "2 key columns" in (unsupported(two, pa.schema([("a", pa.int64()), ("b", pa.int64())])) or "")
-    assert "not an integer" in (unsupported(view(), pa.schema([("cid", pa.string())])) or "")
-    assert "uint64" in (unsupported(view(), pa.schema([("cid", pa.uint64())])) or "")
+    assert "is double" in (unsupported(view(), pa.schema([("cid", pa.float64())])) or "")
+    assert "not a column" in (unsupported(view(), pa.schema([("other", pa.int64())])) or "")
+    for kind in (pa.string(), pa.large_string(), pa.binary(), pa.uint64(), pa.int8()):
+        assert unsupported(view(), pa.schema([("cid", kind)])) is None
     wide = pa.table({"cid": pa.array([0, 2**40], pa.int64()), "ts": pa.array([0, 2**30], pa.timestamp("us", "UTC")),
                      "x": [0.0, 1.0], "n": pa.array([0, 1], pa.int32())})  # fmt: skip
     assert KeyIndex.build(wide, view()) is None  # 41 key bits + 31 time bits > 62: the join serves it
@@ -179,7 +219,7 @@ def test_the_workspace_builds_the_index_once_per_source_version(
     assert len(left) == 1 and left != folders  # the older version's index was replaced
 
 
-def test_a_view_with_a_string_key_falls_back_to_the_join(tmp_path: Path) -> None:
+def test_a_view_with_a_string_key_is_served_by_a_coded_index(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "w")
     try:
         orders = orders_table()
@@ -191,7 +231,12 @@ def test_a_view_with_a_string_key_falls_back_to_the_join(tmp_path: Path) -> None
         )
         a = ws.features.get_historical_features(rows, ["amount"], index=True)
         assert a.to_pylist() == ws.features.get_historical_features(rows, ["amount"]).to_pylist()
-        assert not (ws.storage_root / "features" / "index").exists()
+        assert a.column("amount").null_count < rows.num_rows  # the string keys matched
+        saved = KeyIndex.load(next((ws.storage_root / "features" / "index").iterdir()))
+        assert saved is not None and saved.vocabulary is not None
+        ints = pa.table({"customer_id": [1, 2], "event_time": rows.column("event_time")})
+        b = ws.features.get_historical_features(ints, ["amount"], index=True)  # not the index's key type
+        assert b.to_pylist() == ws.features.get_historical_features(ints, ["amount"]).to_pylist()
     finally:
         ws.features.close()
         ws.close()

@@ -8,8 +8,11 @@ before T with a binary search, drops matches past the ttl, and takes the matched
 same answer as the ASOF JOIN of ``keelml.features.offline`` (ties go to the row stored last), without
 sorting or decoding the view's rows again (benchmarks/results/features.md, session 10).
 
-The index serves a view whose entity has one integer key and whose (key range, time span) fit 62 bits;
-``unsupported`` says why another cannot, and the caller falls back to the ASOF JOIN.
+The index serves a view whose entity has one key column and whose (key range, time span) fit 62 bits.
+An integer key is packed as is; a string, binary or uint64 key is first replaced by its position in the
+source's sorted distinct keys (the index's ``vocabulary``), and entity keys missing from it match
+nothing, as in the join. ``unsupported`` says why another view cannot be served, and the caller falls
+back to the ASOF JOIN.
 
 >>> import datetime as dt
 >>> from keelml.features.definitions import Entity, FeatureView
@@ -43,7 +46,7 @@ import pyarrow.feather as feather
 from keelml.features.definitions import FeatureNameConflictError, FeatureView
 from keelml.features.offline import check_entity_rows, utc
 
-FORMAT = 1  # bump when the files change: an index of another format is rebuilt
+FORMAT = 2  # bump when the files change: an index of another format is rebuilt
 _MAX_BITS = 62  # packed keys stay positive in an int64
 
 
@@ -52,16 +55,45 @@ def packable(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) and not pa.types.is_uint64(kind)
 
 
+def coded(kind: pa.DataType) -> bool:
+    """A key type the index replaces by codes (positions in the sorted distinct keys)."""
+    return kind in _CODED_FAMILY or pa.types.is_uint64(kind)
+
+
+# key types that compare equal across these pairs, as DuckDB's join compares them
+_CODED_FAMILY = {pa.string(): pa.string(), pa.large_string(): pa.string(), pa.binary(): pa.binary(),
+                 pa.large_binary(): pa.binary()}  # fmt: skip
+
+
 def unsupported(view: FeatureView, schema: pa.Schema) -> str | None:
     """Why the index cannot serve ``view`` over a source of ``schema``; None when it can."""
     if len(view.entity.keys) != 1:
         return f"entity {view.entity.name!r} has {len(view.entity.keys)} key columns (the index packs one)"
     key = view.entity.keys[0]
-    if key not in schema.names or not pa.types.is_integer(schema.field(key).type):
-        return f"key {key!r} is not an integer column"
-    if not packable(schema.field(key).type):
-        return f"key {key!r} is uint64 (values past 2^63 do not fit the packed key)"
+    if key not in schema.names:
+        return f"key {key!r} is not a column of the source"
+    kind = schema.field(key).type
+    if not (packable(kind) or coded(kind)):
+        return f"key {key!r} is {kind} (the index takes integer, string and binary keys)"
     return None
+
+
+def _vocabulary_type(kind: pa.DataType) -> pa.DataType:
+    return _CODED_FAMILY.get(kind, kind)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array, vocabulary: pa.Array | None) -> pa.ChunkedArray | pa.Array:
+    """The column itself (integer keys) or each key's position in ``vocabulary`` (null: not in it)."""
+    if vocabulary is None:
+        return column
+    return pc.index_in(column.cast(vocabulary.type), value_set=vocabulary)
+
+
+def _as_int64(column: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """(values with nulls as 0, which are not null); filled in arrow: with nulls to_numpy gives float64,
+    which rounds keys past 2^53."""
+    known = ~np.asarray(pc.is_null(column), bool)
+    return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), dtype=np.int64), known
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,17 @@ class KeyIndex:
     time_low: int
     time_bits: int
     features: pa.Table
+    vocabulary: pa.Array | None = None  # sorted distinct keys of a string / binary / uint64 key
+
+    def accepts(self, kind: pa.DataType) -> bool:
+        """Whether entity keys of type ``kind`` can be looked up (else the caller uses the join)."""
+        if self.vocabulary is None:
+            return packable(kind)
+        return coded(kind) and _vocabulary_type(kind) == self.vocabulary.type
+
+    def encode(self, column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Entity keys as (int64 keys, known): unknown or null keys are not known and match nothing."""
+        return _as_int64(_codes(column, self.vocabulary))
 
     @classmethod
     def build(cls, source: pa.Table, view: FeatureView) -> KeyIndex | None:
@@ -81,23 +124,25 @@ class KeyIndex:
         if unsupported(view, source.schema):
             return None
         column = source.column(view.entity.keys[0])
-        times = utc(source.column(view.timestamp)).cast(pa.int64())
-        valid = ~np.asarray(pc.is_null(column), bool)
-        valid &= ~np.asarray(pc.is_null(times), bool)  # rows without key or time never match
-        kept = np.flatnonzero(valid)
-        # filled before leaving arrow: with nulls to_numpy gives float64, which rounds keys past 2^53
-        key = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), dtype=np.int64)[kept]
-        t = np.asarray(pc.fill_null(times, 0).to_numpy(zero_copy_only=False), dtype=np.int64)[kept]
+        vocabulary = None
+        if not packable(column.type):
+            distinct = pc.unique(column.cast(_vocabulary_type(column.type))).drop_null()
+            vocabulary = distinct.take(pc.sort_indices(distinct))
+        key, valid = _as_int64(_codes(column, vocabulary))
+        t, timed = _as_int64(utc(source.column(view.timestamp)).cast(pa.int64()))
+        kept = np.flatnonzero(valid & timed)  # rows without key or time never match
+        key, t = key[kept], t[kept]
         features = source.select(list(view.features))
         if not len(kept):
-            return cls(np.empty(0, np.int64), np.empty(0, np.int64), 0, 0, 0, features)
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), 0, 0, 0, features, vocabulary)
         key_low, time_low = int(key.min()), int(t.min())
         time_bits = (int(t.max()) - time_low + 1).bit_length()
         if (int(key.max()) - key_low).bit_length() + time_bits > _MAX_BITS:
             return None
         packed = ((key - key_low) << time_bits) | (t - time_low)
         order = np.argsort(packed, kind="stable")
-        return cls(packed[order], kept[order].astype(np.int64), key_low, time_low, time_bits, features)
+        return cls(packed[order], kept[order].astype(np.int64), key_low, time_low, time_bits, features,
+                   vocabulary)  # fmt: skip
 
     def match(self, key: npt.NDArray[np.int64], known: npt.NDArray[np.bool_], at_us: npt.NDArray[np.int64],
               ttl_us: int) -> npt.NDArray[np.int64]:  # fmt: skip
@@ -127,8 +172,11 @@ class KeyIndex:
             np.save(tmp / "keys.npy", self.keys)
             np.save(tmp / "positions.npy", self.positions)
             feather.write_feather(self.features, tmp / "features.arrow", compression="uncompressed")
+            if self.vocabulary is not None:
+                feather.write_feather(pa.table({"key": self.vocabulary}), tmp / "vocabulary.arrow")
             meta = {"format": FORMAT, "key_low": self.key_low, "time_low": self.time_low,
-                    "time_bits": self.time_bits, "rows": self.features.num_rows}  # fmt: skip
+                    "time_bits": self.time_bits, "rows": self.features.num_rows,
+                    "coded": self.vocabulary is not None}  # fmt: skip
             (tmp / "meta.json").write_text(json.dumps(meta))
             os.replace(tmp, folder)  # fails if another process got there first: theirs is as good
         except OSError:
@@ -147,13 +195,17 @@ class KeyIndex:
             features = feather.read_table(folder / "features.arrow", memory_map=True)
             keys = np.load(folder / "keys.npy", mmap_mode="r")
             positions = np.load(folder / "positions.npy", mmap_mode="r")
+            vocabulary = (
+                feather.read_table(folder / "vocabulary.arrow").column("key").combine_chunks()
+                if meta["coded"]
+                else None
+            )
         except (OSError, ValueError, KeyError, pa.ArrowInvalid):
             return None
         if features.num_rows != meta["rows"] or len(keys) != len(positions):
             return None
-        return cls(
-            keys, positions, int(meta["key_low"]), int(meta["time_low"]), int(meta["time_bits"]), features
-        )
+        return cls(keys, positions, int(meta["key_low"]), int(meta["time_low"]), int(meta["time_bits"]),
+                   features, vocabulary)  # fmt: skip
 
 
 def indexed_point_in_time(
@@ -176,9 +228,7 @@ def indexed_point_in_time(
     at = np.asarray(rows.column(timestamp).cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
     out: dict[str, Any] = {name: rows.column(name) for name in rows.column_names}
     for view, index, cols in views:
-        column = rows.column(view.entity.keys[0])
-        known = ~np.asarray(pc.is_null(column), bool)
-        key = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), np.int64)
+        key, known = index.encode(rows.column(view.entity.keys[0]))
         found = index.match(key, known, at, int(view.ttl.total_seconds() * 1_000_000))
         if not index.features.num_rows:  # nothing to take from: every value is missing
             found = np.full(len(found), -1, np.int64)

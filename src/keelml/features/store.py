@@ -21,7 +21,7 @@ from keelml.core.workspace import Workspace, workspace_accessor
 from keelml.features import registry
 from keelml.features.compute import apply_derived, plan_derived
 from keelml.features.definitions import DerivedFeature, FeatureRepo, FeatureView
-from keelml.features.keyindex import FORMAT, KeyIndex, indexed_point_in_time, packable, unsupported
+from keelml.features.keyindex import FORMAT, KeyIndex, indexed_point_in_time, unsupported
 from keelml.features.materialize import (
     MaterializeResult,
     ViewMaterialization,
@@ -214,10 +214,10 @@ class FeatureStore:
         out = []
         for view, source, cols in inputs:
             key = view.entity.keys[0]
-            if key not in table.column_names or not packable(table.schema.field(key).type):
+            if key not in table.column_names:
                 return None
             index = self.key_index(view, source)
-            if index is None:
+            if index is None or not index.accepts(table.schema.field(key).type):
                 return None
             out.append((view, index, cols))
         return table, out
