@@ -14,6 +14,10 @@ from keelml.core.errors import ColumnNotFoundError, InvalidInputError, MissingDe
 from tests.compress.conftest import SLICES
 
 FIT = FitSettings(epochs=15, patience=5, learning_rate=1e-2)
+EVERY_VARIANT = [
+    "parent (torch fp32)", "fp32 (onnx)", "int8 (onnx)", "pruned (torch fp32)", "prune+int8 (onnx)",
+    "distilled (torch fp32)", "distill+int8 (onnx)",
+]  # fmt: skip
 
 
 def test_search_measures_every_variant_and_marks_the_fastest_within_budget(
@@ -25,10 +29,7 @@ def test_search_measures_every_variant_and_marks_the_fastest_within_budget(
         prune_config=PruneConfig(amount=0.5, fit=FIT), slices=SLICES, rounds=3, report=tmp_path / "r.html",
     )  # fmt: skip
     labels = [c.label for c in result.candidates]
-    assert labels == [
-        "parent (torch fp32)", "fp32 (onnx)", "int8 (onnx)", "pruned (torch fp32)", "prune+int8 (onnx)",
-        "distilled (torch fp32)", "distill+int8 (onnx)",
-    ]  # fmt: skip
+    assert labels == EVERY_VARIANT
     assert all(
         c.p50_ms is not None and c.size_bytes and c.cost_per_million is not None for c in result.candidates
     )
@@ -168,10 +169,7 @@ def test_text_search_quantizes_prunes_and_distils_a_transformer(
         report=tmp_path / "text.html", mark_winner=False,
     )  # fmt: skip
     labels = [c.label for c in result.candidates]
-    assert labels == [
-        "parent (torch fp32)", "fp32 (onnx)", "int8 (onnx)", "pruned (torch fp32)", "prune+int8 (onnx)",
-        "distilled (torch fp32)", "distill+int8 (onnx)",
-    ]  # fmt: skip
+    assert labels == EVERY_VARIANT
     assert all(c.p50_ms is not None and c.p50_ms > 0 for c in result.candidates)
     by_label = {c.label: c for c in result.candidates}
     parent = by_label["parent (torch fp32)"]

@@ -22,8 +22,7 @@ import numpy.typing as npt
 
 from keelml.core.errors import InvalidInputError, missing_dependency
 from keelml.export.bundle import BundleInfo, read_bundle
-from keelml.export.features import Rows
-from keelml.export.runtime import Preprocess
+from keelml.export.runtime import Preprocess, RowPredictor
 from keelml.export.targets import COREML_MAX_BATCH, coreml_unavailable
 
 PACKAGE = "model.mlpackage"
@@ -40,7 +39,7 @@ def coreml_can_predict() -> bool:
     return True
 
 
-class CoreMlModel:
+class CoreMlModel(RowPredictor):
     """A Core ML bundle loaded by coremltools; same preprocessing and outputs as the ONNX runtime."""
 
     def __init__(
@@ -80,10 +79,6 @@ class CoreMlModel:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
     def close(self) -> None:
         """Remove the unpacked package now (otherwise done when the model is garbage-collected)."""
         self._cleanup()
@@ -99,15 +94,6 @@ class CoreMlModel:
 
     def _chunk(self, inputs: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
         return np.asarray(self.mlmodel.predict(inputs)[self.output_name], dtype=np.float64)
-
-    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
-        feeds = self.preprocess(rows)
-        if len(next(iter(feeds.values()))) == 0:
-            return np.zeros((0, len(self.classes)))
-        return self.run(feeds)
-
-    def predict(self, rows: Rows) -> list[str]:
-        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
 def _declared(array: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -47,7 +47,31 @@ class Preprocess:
         return {self.info.input_names[0]: tabular_features(self.info.preprocessing["preprocessor"], columns)}
 
 
-class OnnxModel:
+class RowPredictor:
+    """``classes``, ``predict_proba`` and ``predict`` over a runtime's ``preprocess`` and ``run``."""
+
+    info: BundleInfo
+    preprocess: Preprocess
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        raise NotImplementedError
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
+        """Class probabilities (columns in ``info.classes`` order) for a list of dicts or a table."""
+        feeds = self.preprocess(rows)
+        if len(next(iter(feeds.values()))) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self.run(feeds)
+
+    def predict(self, rows: Rows) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
+
+
+class OnnxModel(RowPredictor):
     """An exported model in ONNX Runtime; ``threads`` fixes the intra-op thread count."""
 
     def __init__(self, info: BundleInfo, session: Any, preprocess: Preprocess, size_bytes: int) -> None:
@@ -77,24 +101,10 @@ class OnnxModel:
         return cls(info, graph,
                    Preprocess(info, files), len(files[info.graph]))  # fmt: skip
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
         """Probabilities for already-preprocessed inputs (what benchmarks time)."""
         out = self.session.run([self.output_name], dict(feeds))[0]
         return np.asarray(out, dtype=np.float64)
-
-    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
-        """Class probabilities (columns in ``info.classes`` order) for a list of dicts or a table."""
-        feeds = self.preprocess(rows)
-        if len(next(iter(feeds.values()))) == 0:
-            return np.zeros((0, len(self.classes)))
-        return self.run(feeds)
-
-    def predict(self, rows: Rows) -> list[str]:
-        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
 # ONNX Runtime's own graph optimizers that keelml turns off: SkipLayerNormFusion re-fuses residual
@@ -163,7 +173,7 @@ class FlushingSession:
         return getattr(self.inner, name)
 
 
-class OpenVinoModel:
+class OpenVinoModel(RowPredictor):
     """An OpenVINO IR bundle compiled for the CPU; same preprocessing and outputs as :class:`OnnxModel`."""
 
     def __init__(self, info: BundleInfo, compiled: Any, preprocess: Preprocess, size_bytes: int) -> None:
@@ -186,22 +196,9 @@ class OpenVinoModel:
         compiled = core.compile_model(model, "CPU", config)
         return cls(info, compiled, Preprocess(info, files), len(files["model.xml"]) + len(weights))
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
         result = self.compiled(dict(feeds))
         return np.asarray(result[self.compiled.output(0)], dtype=np.float64)
-
-    def predict_proba(self, rows: Rows) -> npt.NDArray[np.float64]:
-        feeds = self.preprocess(rows)
-        if len(next(iter(feeds.values()))) == 0:
-            return np.zeros((0, len(self.classes)))
-        return self.run(feeds)
-
-    def predict(self, rows: Rows) -> list[str]:
-        return [self.classes[i] for i in self.predict_proba(rows).argmax(axis=1)]
 
 
 def load_model(
