@@ -84,14 +84,17 @@ def _has_alias(ws: Workspace) -> bool:
      ({"batch_size": 0}, InvalidInputError, "invalid benchmark settings"),
      ({"seq": -1}, InvalidInputError, "invalid benchmark settings"),
      ({"rounds": 2}, InvalidInputError, "rounds >= 3"),
-     ({"transfer": pa.table({"x": [1.0]})}, ColumnNotFoundError, "transfer rows lack input columns")],
+     ({"transfer": pa.table({"x": [1.0]})}, ColumnNotFoundError, "transfer rows lack input columns"),
+     ({"spec": "review-clf@1", "seq": 128}, InvalidInputError, "longer than review-clf@1 can read")],
 )  # fmt: skip
 def test_bad_search_settings_are_refused_before_any_work(
     compress_ws: Workspace, kw: dict[str, object], error: type[Exception], match: str
 ) -> None:
     before = len(compress_ws.models.list())
+    kw = dict(kw)
+    spec = str(kw.pop("spec", "loan-clf@1"))
     with pytest.raises(error, match=match):
-        compress_ws.compress.run("loan-clf@1", **kw)  # type: ignore[arg-type]
+        compress_ws.compress.run(spec, **kw)  # type: ignore[arg-type]
     assert len(compress_ws.models.list()) == before  # nothing exported, trained or registered
 
 

@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from keelml import ArtifactRef, Workspace
+from keelml.core.errors import InvalidInputError
 from keelml.export.bundle import read_bundle
 from keelml.export.onnx_export import ParityError, check_parity, to_onnx
 from keelml.export.quantize import count_ops, int4_weights, static_int8
@@ -71,6 +72,9 @@ def test_bench_text_models_at_a_fixed_sequence_length(text_ws: Workspace) -> Non
     result = text_ws.exports.bench("reviews-clf@1", batches=(2,), seq=12, rounds=3, memory=False)
     assert {r.variant for r in result.rows} >= {"torch-fp32", "fp32", "int8"}
     assert all(r.seq_len == 12 for r in result.rows)
+    with pytest.raises(InvalidInputError, match="cannot run a batch of 2 x 100 tokens") as refused:
+        text_ws.exports.bench("reviews-clf@1", batches=(2,), seq=100, rounds=3, memory=False)
+    assert refused.value.fix.startswith("pass --seq ")  # the tiny BERT has 64 positions
 
 
 def _source(ws: Workspace) -> ExportSource:

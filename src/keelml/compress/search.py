@@ -71,6 +71,22 @@ def _check_report(report: Path | None) -> None:
         raise missing_dependency("plotly", "export", "the compression report") from exc
 
 
+def _check_length(source: Any, seq: int) -> None:
+    """A text model cannot be benchmarked past its position embeddings: say so before any training."""
+    if source.task != "text":
+        return
+    config = getattr(getattr(source.model.module, "encoder", None), "config", None)
+    limit = int(getattr(config, "max_position_embeddings", 0) or 0)
+    if limit and seq > limit:
+        served = source.model.config.max_length
+        raise InvalidInputError(
+            f"--seq {seq} is longer than {source.spec} can read ({limit} positions)",
+            expected=f"--seq <= {limit}; the model serves texts truncated to {served} tokens",
+            received=str(seq),
+            fix=f"pass --seq {min(served, limit)}",
+        )
+
+
 def _check(budget: float, latency_target_ms: float | None, methods: Sequence[str]) -> tuple[str, ...]:
     if not 0 <= budget < 1:
         raise InvalidInputError(
@@ -130,6 +146,7 @@ def search(
     _check_report(report)
     progress = progress or NoProgress()
     source = compression.source(spec)
+    _check_length(source, seq)
     if transfer is not None and "distill" in chosen:
         check_transfer(source, transfer)
     progress.stage(f"evaluating {source.spec}")

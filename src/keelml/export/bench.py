@@ -168,6 +168,18 @@ def _peak_memory(candidate: _Candidate, batch: int, seq: int, threads: int) -> f
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
+def _cannot_run(c: _Candidate, batch: int, seq: int, exc: Exception) -> InvalidInputError:
+    served = c.manifest.get("preprocessing", {}).get("max_length")
+    text = c.manifest.get("task") == "text"
+    return InvalidInputError(
+        f"{c.info.name}@{c.info.version} ({c.variant}) cannot run a batch of {batch}"
+        + (f" x {seq} tokens" if text else ""),
+        received=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+        fix=f"pass --seq {served} (the length the model serves) or less" if text and served else
+        "check --batch against the model",
+    )  # fmt: skip
+
+
 def check_settings(batches: Sequence[int], seq: int, rounds: int) -> None:
     """Refuse benchmark settings that cannot give a result (callers check before expensive work)."""
     if not batches or any(b < 1 for b in batches) or seq < 1 or rounds < 3:
@@ -202,8 +214,11 @@ def run_bench(
     feeds = {(c.variant, b): make_inputs(c.manifest, b, seq) for c in candidates for b in batches}
     for c in candidates:  # warm-up: first calls allocate and pick kernels
         for b in batches:
-            for _ in range(warmup):
-                c.run(feeds[(c.variant, b)])
+            try:
+                for _ in range(warmup):
+                    c.run(feeds[(c.variant, b)])
+            except Exception as exc:  # a shape the model cannot take: name it, not a kernel's message
+                raise _cannot_run(c, b, seq, exc) from exc
     times: dict[tuple[str, int], list[float]] = {k: [] for k in feeds}
     cpu: dict[tuple[str, int], list[float]] = {k: [] for k in feeds}
     progress.stage("benchmarking (interleaved)", total=rounds)

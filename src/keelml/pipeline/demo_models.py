@@ -74,6 +74,7 @@ def text_model(d: Demo) -> None:
         f"LoRA on MiniLM: {share:.2%} of the parameters trained; test accuracy "
         f"{metrics['test_accuracy']:.3f} (MLflow run {run.run_id[:8]})"
     )
+    d.saved["text_max_length"] = config.max_length
     if run.registered is not None:
         d.saved["text_model"] = str(run.registered.ref)
         d.say(f"registered {run.registered.ref} with its adapter and head")
@@ -125,8 +126,9 @@ def export(d: Demo) -> None:
 def compress(d: Demo) -> None:
     report = d.ws.root / "reports" / "compress-reviews.html"
     result = d.ws.compress.run(
-        d.saved["text_model"], accuracy_budget=0.02, methods=("quantize", "distill"), report=report, rounds=10
-    )
+        d.saved["text_model"], accuracy_budget=0.02, methods=("quantize", "distill"), report=report,
+        rounds=10, seq=d.saved.get("text_max_length", 128),  # the length the model serves
+    )  # fmt: skip
     for c in result.candidates:
         latency = "-" if c.p50_ms is None else f"{c.p50_ms:.1f} ms"
         d.say(f"{c.label:<24} accuracy {c.accuracy:.3f} (drop {c.accuracy_drop:+.3f}), p50 {latency}")
