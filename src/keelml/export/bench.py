@@ -174,7 +174,7 @@ def _cannot_run(c: _Candidate, batch: int, seq: int, exc: Exception) -> InvalidI
     return InvalidInputError(
         f"{c.info.name}@{c.info.version} ({c.variant}) cannot run a batch of {batch}"
         + (f" x {seq} tokens" if text else ""),
-        received=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+        received=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
         fix=f"pass --seq {served} (the length the model serves) or less" if text and served else
         "check --batch against the model",
     )  # fmt: skip

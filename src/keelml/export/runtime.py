@@ -6,6 +6,7 @@ stays small. ``OnnxModel.from_bytes(bundle)`` -> ``predict_proba(rows)``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +48,15 @@ class Preprocess:
         return {self.info.input_names[0]: tabular_features(self.info.preprocessing["preprocessor"], columns)}
 
 
-class RowPredictor:
+class RowPredictor(ABC):
     """``classes``, ``predict_proba`` and ``predict`` over a runtime's ``preprocess`` and ``run``."""
 
     info: BundleInfo
     preprocess: Preprocess
 
+    @abstractmethod
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
-        raise NotImplementedError
+        """Probabilities for already-preprocessed inputs (what benchmarks time)."""
 
     @property
     def classes(self) -> tuple[str, ...]:
