@@ -83,7 +83,7 @@ def retrieve(
         None,
         "--index/--no-index",
         help="Read each view through its sorted key index (built once per source version; "
-        "views without one integer key use the join). Default: [features] index of keel.toml, else off.",
+        "views with several key columns use the join). Default: [features] index of keel.toml, else off.",
     ),
 ) -> None:
     """Join point-in-time correct features onto entity rows; the result is a new dataset version."""

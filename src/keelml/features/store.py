@@ -174,8 +174,8 @@ class FeatureStore:
         ``.keel/tmp/duckdb`` past ``memory_limit`` (default 1GB), and batches come out in row order.
         With ``index=True`` each view is read through its sorted key index instead (built once per
         source version under ``.keel/features/index``; same answer, no join: ``keelml.features.keyindex``)
-        when every view has one integer key; otherwise the ASOF JOIN runs. ``index=None`` takes
-        ``[features] index`` of keel.toml (default false).
+        when every view has one integer, string, binary or uint64 key; otherwise the ASOF JOIN runs.
+        ``index=None`` takes ``[features] index`` of keel.toml (default false).
         """
         stored, derived = plan_derived(self.repo, features)
         wanted = [f.split(":", 1)[-1] for f in features]
